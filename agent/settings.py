@@ -1,0 +1,158 @@
+"""One typed settings object for the whole project.
+
+Why one object: every entry point (CLI, graph, tools, evals) must agree on where the data lives, which
+models run and how memory is reached. Values come, highest priority first, from keyword arguments,
+``SLC_*`` environment variables (nested with ``__``, e.g. ``SLC_CHROMA__URL``), a TOML file (the path in
+``SLC_CONFIG``, else ``./slc.toml`` when present), then the documented defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("~/.slc").expanduser()
+
+
+class ChromaSettings(BaseModel):
+    """Where concept memory lives: embedded (a folder) by default, or a Chroma server."""
+
+    url: str | None = Field(
+        default=None,
+        description="Chroma server URL (e.g. http://127.0.0.1:8000). Unset = embedded PersistentClient.",
+    )
+    path: Path | None = Field(default=None, description="Embedded store folder; default <data_dir>/chroma.")
+    collection_prefix: str = Field(default="slc", min_length=1, description="Prefix of collection names.")
+    hnsw_ef_search: int = Field(default=200, ge=10, description="HNSW ef at query time (recall vs. speed).")
+    hnsw_ef_construction: int = Field(default=200, ge=10)
+    hnsw_m: int = Field(default=32, ge=4)
+
+    @property
+    def mode(self) -> Literal["embedded", "server"]:
+        return "server" if self.url else "embedded"
+
+
+class SmallVLMSettings(BaseModel):
+    """The small, locally run, meta-personalized VLM."""
+
+    model: str | None = Field(
+        default=None,
+        description="HF id or local path of an image-text-to-text checkpoint. Unset = the locally built tiny model.",
+    )
+    adapter_bank: Path | None = Field(default=None, description="Folder of a trained adapter bank (manifest.json).")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto = bfloat16 on GPU, float32 on CPU."
+    )
+    max_new_tokens: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class LargeVLMSettings(BaseModel):
+    """The large VLM that reasons and verifies: any LangChain chat model."""
+
+    model: str = Field(
+        default="local",
+        description='"provider:model" for init_chat_model (e.g. "openai:gpt-4o"), a model name served at base_url, or "local".',
+    )
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (vLLM, Ollama, transformers serve).")
+    api_key: SecretStr | None = Field(default=None, description="Falls back to the provider's own variable (OPENAI_API_KEY...).")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    max_image_side: int = Field(default=1024, ge=32, description="Images are resized to this longest side before sending.")
+    temperature: float = Field(default=0.0, ge=0)
+
+
+class TracingSettings(BaseModel):
+    """LangSmith options. The standard LANGSMITH_* variables still apply; these add our own switches."""
+
+    enabled: bool = Field(default=False, description="Sets LANGSMITH_TRACING for runs started by slc.")
+    project: str = Field(default="slc-agent")
+    redact_images: bool = Field(default=True, description="Keep personal images out of traces.")
+
+
+class Settings(BaseSettings):
+    """All of slc-agent's configuration, read once per process (see :func:`get_settings`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLC_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Root of memory, images, sessions, models.")
+    tenant: str = Field(default="default", min_length=1, description="Whose concepts a run sees.")
+    small: SmallVLMSettings = Field(default_factory=SmallVLMSettings)
+    large: LargeVLMSettings = Field(default_factory=LargeVLMSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    reflection_rounds: int = Field(default=1, ge=0, le=5, description="Max loop-backs from reflect to personalize.")
+    recall_threshold: float = Field(default=0.8, ge=-1, le=1, description="Open-set cosine threshold for image recall.")
+    recall_top_k: int = Field(default=5, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1, description="torch.set_num_threads; unset = torch's default.")
+
+    @model_validator(mode="after")
+    def _expand(self) -> "Settings":
+        self.data_dir = Path(self.data_dir).expanduser()
+        return self
+
+    # Paths derived from data_dir: one place decides the on-disk layout.
+    @property
+    def chroma_path(self) -> Path:
+        return (self.chroma.path or self.data_dir / "chroma").expanduser()
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.data_dir / "sessions.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = config_file_path()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+def config_file_path() -> Path | None:
+    """The TOML file in force: $SLC_CONFIG (must exist) or ./slc.toml when present."""
+    explicit = os.environ.get("SLC_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"SLC_CONFIG points at {path}, which is not a file")
+        return path
+    local = Path("slc.toml")
+    return local if local.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; call ``get_settings.cache_clear()`` after changing the environment."""
+    return Settings()
