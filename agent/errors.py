@@ -1,0 +1,62 @@
+"""Every error slc raises on purpose, in one place.
+
+Why: a person (or a host agent) must be able to act on an error, so each one says what went wrong and
+what to do, and callers can catch the whole family with ``SLCError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SLCError(Exception):
+    """Base class of slc-agent's own errors."""
+
+
+class InvalidImageError(SLCError, ValueError):
+    """An image that cannot be used: corrupt, empty, not an image, too large, unsupported mode."""
+
+
+class InvalidConceptNameError(SLCError, ValueError):
+    """A concept name that is empty, too long or has characters we cannot match in text."""
+
+
+class DuplicateConceptError(SLCError, ValueError):
+    """A concept with this name already exists for this tenant."""
+
+
+class UnknownConceptError(SLCError, KeyError):
+    """No concept of that name for this tenant; ``suggestions`` holds close names."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"Unknown concept {name!r}.{hint}")
+
+    def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
+        return self.args[0]
+
+
+class MemoryUnavailableError(SLCError, RuntimeError):
+    """The concept memory (Chroma) cannot be reached or opened."""
+
+
+class ModelNotFoundError(SLCError, FileNotFoundError):
+    """A model id/path that is neither a local folder nor reachable on the hub."""
+
+
+class ModelOutputError(SLCError, ValueError):
+    """A model's output could not be parsed into the expected structure, even after retries."""
+
+    def __init__(self, message: str, raw: str | None = None) -> None:
+        self.raw = raw
+        super().__init__(message)
+
+
+class LargeVLMUnavailableError(SLCError, RuntimeError):
+    """The large VLM did not answer (timeout, connection refused, 5xx after retries)."""
+
+
+class MissingAPIKeyError(SLCError, RuntimeError):
+    """A provider needs an API key that is not set; the message names the variable."""
