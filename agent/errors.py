@@ -46,6 +46,14 @@ class ModelNotFoundError(SLCError, FileNotFoundError):
     """A model id/path that is neither a local folder nor reachable on the hub."""
 
 
+class UnsupportedModelError(SLCError, ValueError):
+    """A checkpoint that loads but cannot serve as the small VLM (not image-text-to-text, no Yes/No tokens)."""
+
+
+class DeviceUnavailableError(SLCError, RuntimeError):
+    """A requested device (cuda, mps) or dtype that this machine cannot provide."""
+
+
 class ModelOutputError(SLCError, ValueError):
     """A model's output could not be parsed into the expected structure, even after retries."""
 
@@ -60,3 +68,12 @@ class LargeVLMUnavailableError(SLCError, RuntimeError):
 
 class MissingAPIKeyError(SLCError, RuntimeError):
     """A provider needs an API key that is not set; the message names the variable."""
+
+
+class AdapterBankError(SLCError, ValueError):
+    """An adapter bank folder or manifest that cannot be used (missing files, bad centroids, unknown adapter)."""
+
+
+class ConceptTreeError(SLCError, ValueError):
+    """A concept tree that cannot be edited or rendered as asked: an unknown dimension or value, or too few
+    editable identity dimensions for the requested number of changes (the message says which)."""
