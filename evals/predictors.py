@@ -1,0 +1,275 @@
+"""What the runner calls: the ``Predictor`` protocol, its result types, and the predictors that exist today.
+
+Why a protocol and not a base class: a "mode" (large VLM alone, small VLM alone, SLC with or without
+reflection, a trivial baseline, a user's own function) only has to map one benchmark item to a reply and say
+what it cost. Costs of LangChain models are measured, not self-reported: :func:`measure` installs a
+per-item tally that a callback (model calls, tokens) and a cache wrapper (hits) fill in, so a graph built on
+LangChain models reports its calls without knowing about the harness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import BaseCallbackHandler
+from pydantic import BaseModel, Field
+
+from slc.agent import prompts
+from slc.evals.datasets import CaptionItem, ChoiceItem, Item, OpenVQAItem, RecognitionItem, resolve_image
+from slc.evals.metrics import trivial_reply
+
+
+class Usage(BaseModel):
+    """What answering one item cost. ``model_calls`` and tokens exclude cache hits (a rerun costs zero)."""
+
+    model_calls: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    small_vlm_calls: int = Field(default=0, description="Local small-VLM forward passes, when a mode reports them.")
+    wall_s: float = 0.0
+
+
+class Prediction(BaseModel):
+    reply: str | None = Field(description="The model's text answer (None when it produced none).")
+    usage: Usage = Field(default_factory=Usage)
+    meta: dict[str, Any] = Field(default_factory=dict, description="Anything a mode wants kept (trace ids...).")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Maps one benchmark item to a prediction. Must be thread-safe when run with concurrency > 1."""
+
+    name: str
+
+    def __call__(self, item: Item) -> Prediction: ...
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Measuring LangChain model calls
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class _Tally:
+    llm_calls: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cached_output_tokens: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def usage(self, wall_s: float) -> Usage:
+        return Usage(model_calls=self.llm_calls - self.cache_hits, cache_hits=self.cache_hits,
+                     input_tokens=max(0, self.input_tokens - self.cached_input_tokens),
+                     output_tokens=max(0, self.output_tokens - self.cached_output_tokens), wall_s=wall_s)
+
+
+_CURRENT: ContextVar[_Tally | None] = ContextVar("slc_eval_tally", default=None)
+
+
+def _tokens_of(generation: Any) -> tuple[int, int]:
+    meta = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+    return int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
+
+
+class UsageCallback(BaseCallbackHandler):
+    """Counts every chat-model/LLM call that ends (cache hits included; :class:`CountingCache` subtracts them)."""
+
+    raise_error = False
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        tally = _CURRENT.get()
+        if tally is None:
+            return
+        tin = tout = 0
+        for gens in response.generations:
+            for g in gens:
+                a, b = _tokens_of(g)
+                tin, tout = tin + a, tout + b
+        if not (tin or tout) and response.llm_output:
+            usage = response.llm_output.get("token_usage") or {}
+            tin, tout = int(usage.get("prompt_tokens", 0) or 0), int(usage.get("completion_tokens", 0) or 0)
+        with tally.lock:
+            tally.llm_calls += 1
+            tally.input_tokens += tin
+            tally.output_tokens += tout
+
+
+class CountingCache(BaseCache):
+    """Wraps a LangChain cache: serializes access (SQLite under threads) and counts hits into the item's tally."""
+
+    def __init__(self, inner: BaseCache) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, prompt: str, llm_string: str) -> Any:
+        with self._lock:
+            value = self.inner.lookup(prompt, llm_string)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        tally = _CURRENT.get()
+        if value is not None and tally is not None:
+            tin = tout = 0
+            for g in value:
+                a, b = _tokens_of(g)
+                tin, tout = tin + a, tout + b
+            with tally.lock:
+                tally.cache_hits += 1
+                tally.cached_input_tokens += tin
+                tally.cached_output_tokens += tout
+        return value
+
+    def update(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        with self._lock:
+            self.inner.update(prompt, llm_string, return_val)
+
+    def clear(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.inner.clear(**kwargs)
+
+
+def enable_llm_cache(path: Path) -> CountingCache:
+    """Cache every LangChain model call of this process in SQLite at ``path`` (langchain-community's
+    SQLiteCache, set with ``langchain_core.globals.set_llm_cache``). Keys are the exact messages (images
+    included) and the model's parameters, so a rerun of the same items costs no model call."""
+    from langchain_core.globals import set_llm_cache
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.cache import SQLiteCache
+
+    # SQLiteCache deserializes its own rows with langchain's loads() and warns on every hit that the
+    # default of `allowed_objects` will change; the rows are ours (written by this cache), so silence it.
+    warnings.filterwarnings("ignore", message=r"The default value of `allowed_objects`",
+                            module=r"langchain_community\.cache")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    cache = CountingCache(SQLiteCache(database_path=str(path)))
+    set_llm_cache(cache)
+    return cache
+
+
+def disable_llm_cache() -> None:
+    from langchain_core.globals import set_llm_cache
+
+    set_llm_cache(None)
+
+
+@contextlib.contextmanager
+def measure() -> Iterator[_Tally]:
+    """Collect the LangChain calls made inside the block (pass ``UsageCallback()`` in the run's callbacks)."""
+    tally = _Tally()
+    token = _CURRENT.set(tally)
+    try:
+        yield tally
+    finally:
+        _CURRENT.reset(token)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Predictors available now
+# ----------------------------------------------------------------------------------------------------------
+class TrivialPredictor:
+    """always-A / always-yes / always-no / random: the floor every real mode is printed against."""
+
+    def __init__(self, name: str, seed: int = 0) -> None:
+        trivial_reply(name, ChoiceItem(id="x", benchmark="x", question="x", options={"A": "a"}, answer="A"))
+        self.name = name
+        self.seed = seed
+
+    def __call__(self, item: Item) -> Prediction:
+        return Prediction(reply=trivial_reply(self.name, item, self.seed))
+
+
+class FunctionPredictor:
+    """Adapts a plain ``item -> str | Prediction`` function (for ``module:callable`` modes)."""
+
+    def __init__(self, fn: Callable[[Item], Any], name: str) -> None:
+        self.fn = fn
+        self.name = name
+
+    def __call__(self, item: Item) -> Prediction:
+        start = time.perf_counter()
+        with measure() as tally:
+            out = self.fn(item)
+        if isinstance(out, Prediction):
+            return out
+        return Prediction(reply=None if out is None else str(out), usage=tally.usage(time.perf_counter() - start))
+
+
+def render_prompt(item: Item) -> str:
+    """The user text every single-model mode sends for an item (prompts from slc.agent.prompts)."""
+    if isinstance(item, ChoiceItem):
+        options = "\n".join(f"{k}. {v}" for k, v in item.options.items())
+        return prompts.EVAL_CHOICE.format(question=item.question, options=options)
+    if isinstance(item, RecognitionItem):
+        return prompts.EVAL_RECOGNITION.format(question=item.question)
+    if isinstance(item, OpenVQAItem):
+        return prompts.EVAL_OPEN.format(question=item.question)
+    if isinstance(item, CaptionItem):
+        return prompts.EVAL_CAPTION.format(names=", ".join(f"<{c}>" for c in item.concepts) or "no one")
+    raise TypeError(f"unsupported item {type(item).__name__}")
+
+
+class ChatModelPredictor:
+    """One LangChain chat model answers alone ("large VLM alone"): item text + images in, reply out.
+
+    The item's own system text (concept descriptions in SLC's files) is sent as the system message, so the
+    model gets the same knowledge the SLC modes get from memory.
+    """
+
+    def __init__(self, model: Any, root: Path | None, name: str = "large-vlm", max_image_side: int = 1024,
+                 use_item_system: bool = True) -> None:
+        self.model = model
+        self.root = Path(root) if root is not None else None
+        self.name = name
+        self.max_image_side = max_image_side
+        self.use_item_system = use_item_system
+
+    def messages(self, item: Item) -> list[Any]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from slc.agent.large_vlm import image_part
+        from slc.memory.images import load_image
+
+        out: list[Any] = []
+        if self.use_item_system and item.system:
+            out.append(SystemMessage(content=item.system))
+        text = render_prompt(item)
+        if not item.images:
+            out.append(HumanMessage(content=text))
+            return out
+        if self.root is None:
+            raise FileNotFoundError(f"item {item.id} has images but no dataset root was given")
+        parts: list[Any] = []
+        for rel in item.images:
+            path = resolve_image(self.root, rel)
+            if path is None:
+                raise FileNotFoundError(f"image {rel} of item {item.id} not found under {self.root}")
+            parts.append(image_part(load_image(path), self.max_image_side))
+        parts.append({"type": "text", "text": text})
+        out.append(HumanMessage(content=parts))
+        return out
+
+    def __call__(self, item: Item) -> Prediction:
+        from slc.agent.large_vlm import call_large_vlm
+
+        messages = self.messages(item)
+        start = time.perf_counter()
+        with measure() as tally:
+            reply = call_large_vlm(self.model, messages, config={"callbacks": [UsageCallback()]})
+        text = str(reply.text) if hasattr(reply, "text") else str(reply.content)
+        return Prediction(reply=text, usage=tally.usage(time.perf_counter() - start),
+                          meta={"prompt_version": prompts.EVAL_PROMPT_VERSION})
