@@ -1,1 +1,37 @@
-"""slc.graphs."""
+"""slc.graphs: the SLC answer graph (recall -> personalize -> reflect -> reason), its state, context,
+sessions and tracing.
+
+Entry points (resolved lazily so ``import slc.graphs`` stays cheap): ``graph`` / ``build_graph`` /
+``compile_graph`` (slc.graphs.slc), ``Context`` / ``Services`` (slc.graphs.context), ``ask`` /
+``open_graph`` / ``open_checkpointer`` (slc.graphs.sessions), ``State`` / ``Answer`` (slc.graphs.state).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "graph": "slc.graphs.slc",
+    "build_graph": "slc.graphs.slc",
+    "compile_graph": "slc.graphs.slc",
+    "Context": "slc.graphs.context",
+    "Services": "slc.graphs.context",
+    "ask": "slc.graphs.sessions",
+    "open_graph": "slc.graphs.sessions",
+    "open_checkpointer": "slc.graphs.sessions",
+    "open_async_checkpointer": "slc.graphs.sessions",
+    "TurnResult": "slc.graphs.sessions",
+    "State": "slc.graphs.state",
+    "InputState": "slc.graphs.state",
+    "Answer": "slc.graphs.state",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'slc.graphs' has no attribute {name!r}")

@@ -1,0 +1,270 @@
+"""The large VLM: any LangChain chat model, built from settings, plus the errors and images around it.
+
+Why one factory: the graph must not care whether the large VLM is GPT-4o, Claude, an open model behind
+vLLM/Ollama/LM Studio, or a tiny checkpoint behind ``transformers serve`` in a test. It gets a
+``BaseChatModel`` and calls :func:`call_large_vlm`, which turns every "the model did not answer" failure
+into :class:`LargeVLMUnavailableError` naming the endpoint, so the graph can degrade instead of crash.
+
+Retries (precise): for OpenAI-compatible endpoints (``ChatOpenAI``, also used for every ``base_url``) the
+``openai`` client itself retries ``settings.large.max_retries`` times with exponential backoff + jitter
+(0.5 s doubling, capped at 8 s, honouring ``Retry-After``) on: connection errors, timeouts, and HTTP 408,
+409, 429 and >= 500. Other providers built by ``init_chat_model`` get the same ``max_retries``/``timeout``
+keywords, which their clients (anthropic, google...) interpret with their own backoff. We add no second
+retry layer on top: retrying retries would multiply the wait when an endpoint is really down.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from slc.agent.errors import LargeVLMUnavailableError, MissingAPIKeyError, SLCError
+from slc.agent.settings import LargeVLMSettings, Settings
+
+#: Environment variable each init_chat_model provider reads its key from (providers not listed,
+#: e.g. ollama, bedrock, google_vertexai, authenticate otherwise or need no key).
+PROVIDER_KEY_VARS: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google_genai": "GOOGLE_API_KEY",
+    "azure_openai": "AZURE_OPENAI_API_KEY",
+    "mistralai": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "fireworks": "FIREWORKS_API_KEY",
+    "together": "TOGETHER_API_KEY",
+    "xai": "XAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "perplexity": "PPLX_API_KEY",
+}
+
+#: Exception class names (any provider's SDK) that mean "the endpoint did not answer usefully".
+_UNAVAILABLE_NAMES = {
+    "APIConnectionError",
+    "APITimeoutError",
+    "InternalServerError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "TimeoutException",
+    "RemoteProtocolError",
+}
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o"`` -> ("openai", "gpt-4o"); a bare known name infers its provider like langchain does."""
+    if ":" in spec:
+        provider, _, model = spec.partition(":")
+        if provider and model:
+            return provider, model
+    from langchain.chat_models.base import _attempt_infer_model_provider
+
+    provider = _attempt_infer_model_provider(spec)
+    if provider is None:
+        raise SLCError(
+            f"Cannot tell which provider serves large model {spec!r}: write it as 'provider:model' "
+            "(e.g. 'openai:gpt-4o', 'anthropic:claude-sonnet-4-5') or set large.base_url for an "
+            "OpenAI-compatible server (vLLM, Ollama, LM Studio, transformers serve)."
+        )
+    return provider, spec
+
+
+def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
+    """A LangChain chat model for the configured large VLM (no network call is made here).
+
+    - ``base_url`` set: ``ChatOpenAI(base_url=..., model=...)`` (vLLM, Ollama's /v1, LM Studio,
+      ``transformers serve``); a missing key is fine there (local servers ignore it).
+    - ``model == "local"`` without ``base_url``: an error telling how to serve one (:func:`serve_local`).
+    - otherwise a ``provider:model`` spec through ``init_chat_model``; a missing provider key raises
+      :class:`MissingAPIKeyError` naming the variable, before any request.
+    """
+    large = settings.large if isinstance(settings, Settings) else settings
+    key = large.api_key.get_secret_value() if large.api_key else None
+    common: dict[str, Any] = {"temperature": large.temperature, "timeout": large.timeout_s, "max_retries": large.max_retries}
+    if large.max_tokens:
+        common["max_tokens"] = large.max_tokens
+    if large.base_url:
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=large.model,
+            base_url=large.base_url,
+            api_key=key or os.environ.get("OPENAI_API_KEY") or "not-needed",
+            **common,
+        )
+    if large.model == "local":
+        raise LargeVLMUnavailableError(
+            "large.model is 'local' but no large.base_url is set: start a local server with "
+            "`transformers serve <checkpoint> --port 8000` (or slc.agent.large_vlm.serve_local) and set "
+            "SLC_LARGE__BASE_URL=http://127.0.0.1:8000/v1 and SLC_LARGE__MODEL=<checkpoint>."
+        )
+    provider, model = parse_model_spec(large.model)
+    var = PROVIDER_KEY_VARS.get(provider)
+    if var and not key and not os.environ.get(var):
+        raise MissingAPIKeyError(
+            f"The large VLM {provider}:{model} needs an API key: set {var} (or SLC_LARGE__API_KEY)."
+        )
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = dict(common)
+    if key:
+        kwargs["api_key"] = key
+    try:
+        return init_chat_model(model, model_provider=provider, **kwargs)
+    except ImportError as exc:
+        raise SLCError(f"Provider {provider!r} needs its LangChain package: {exc}") from exc
+
+
+def endpoint_of(model: Any) -> str:
+    """Where a chat model sends requests (for error messages)."""
+    for attr in ("openai_api_base", "base_url", "anthropic_api_url", "api_base"):
+        value = getattr(model, attr, None)
+        if value:
+            return str(value)
+    return f"the {type(model).__name__} provider's default endpoint"
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """True for timeouts, refused connections, 429 and 5xx (after the client's own retries)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, LargeVLMUnavailableError)):
+        return True
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _UNAVAILABLE_NAMES:
+            return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def call_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
+    """``model.invoke`` that raises :class:`LargeVLMUnavailableError` (naming the URL) when it stays down."""
+    try:
+        return model.invoke(list(messages), config=config)
+    except Exception as exc:  # noqa: BLE001 - classified below, everything else propagates unchanged
+        if is_unavailable_error(exc):
+            raise LargeVLMUnavailableError(
+                f"The large VLM at {endpoint_of(model)} did not answer ({type(exc).__name__}: {exc})."
+            ) from exc
+        raise
+
+
+def image_data_url(image: Image.Image, max_side: int) -> str:
+    """``data:image/jpeg;base64,...`` of the image, downsized so its longest side is <= ``max_side``.
+
+    Why JPEG: photos are what we send; JPEG at q=90 is ~5-10x smaller than PNG, which is what the
+    provider bills and what crosses the wire on every verification and answer call.
+    """
+    img = image.convert("RGB")
+    if max(img.size) > max_side:
+        img = img.copy()
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_part(image: Image.Image, max_side: int) -> dict[str, Any]:
+    """An OpenAI-style ``image_url`` content part (understood by every LangChain chat model)."""
+    return {"type": "image_url", "image_url": {"url": image_data_url(image, max_side)}}
+
+
+# ---------------------------------------------------------------------------------------------------
+# A local large VLM: `transformers serve` on loopback
+# ---------------------------------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _transformers_cli() -> list[str]:
+    beside = Path(sys.executable).with_name("transformers")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("transformers")
+    if found:
+        return [found]
+    raise SLCError("The `transformers` CLI is not installed: pip install 'slc-agent[serving]'.")
+
+
+@contextlib.contextmanager
+def serve_local(
+    model_path: str | Path,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    startup_timeout_s: float = 180.0,
+    device: str = "cpu",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Run ``transformers serve <model_path> --port P`` on loopback; yields the ``/v1`` base URL.
+
+    The model is passed as the positional FORCE_MODEL, so it is loaded once at start-up and every
+    request must name it exactly: use ``str(model_path)`` as the ChatOpenAI ``model``. Local folders
+    load offline (HF_HUB_OFFLINE=1 is set for the child). The server is stopped (SIGTERM, then SIGKILL)
+    on exit, also when the body raises.
+    """
+    port = port or free_port(host)
+    cmd = [*_transformers_cli(), "serve", str(model_path), "--host", host, "--port", str(port), "--device", device]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(extra_env or {})}
+    log = tempfile.TemporaryFile()  # a file, not a pipe: an undrained pipe would block the server
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                out = log.read().decode(errors="replace")
+                raise LargeVLMUnavailableError(f"`transformers serve` exited with {proc.returncode}:\n{out[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise LargeVLMUnavailableError(f"`transformers serve` did not answer at {base} in {startup_timeout_s}s")
+            time.sleep(0.3)
+        yield f"{base}/v1"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+
+
+__all__ = [
+    "PROVIDER_KEY_VARS",
+    "build_large_vlm",
+    "call_large_vlm",
+    "endpoint_of",
+    "free_port",
+    "image_data_url",
+    "image_part",
+    "is_unavailable_error",
+    "parse_model_spec",
+    "serve_local",
+]

@@ -1,0 +1,77 @@
+"""Sessions on SQLite: thread_id keyed checkpoints, images by hash (never base64), stream + astream_events.
+Large VLM: LangChain fake chat model; small VLM: scripted detector (TEST DOUBLES, see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+
+from slc.agent.settings import get_settings
+from slc.graphs.context import Context
+from slc.graphs.sessions import ask, open_async_checkpointer, open_graph, prepare_input
+from slc.graphs.tracing import run_config
+
+
+def test_sqlite_session_two_turns_and_image_by_hash(d, make_context, photo, concept_factory, store):
+    bo = concept_factory("bo", "dog")
+    det = d.Detector({("bo", 0): "present"})
+    large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes, <bo> is here.", ["bo"]), d.answer("He is golden.", ["bo"])])
+    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), det, large)
+    settings = get_settings()
+    with open_graph(settings) as g:
+        r1 = ask(g, "Is <bo> here?", photo, thread_id="s1", context=ctx)
+        r2 = ask(g, "What colour is he?", None, thread_id="s1", context=ctx)
+        assert r1.answer.text == "Yes, <bo> is here." and r2.answer.text == "He is golden."
+        msgs = g.get_state({"configurable": {"thread_id": "s1"}}).values["messages"]
+        assert [m.content for m in msgs] == ["Is <bo> here?", "Yes, <bo> is here.", "What colour is he?", "He is golden."]
+        assert msgs[0].additional_kwargs["image"] == r1.image and store.exists(r1.image)
+        other = g.get_state({"configurable": {"thread_id": "other"}}).values
+        assert other == {}
+    # reopening the file resumes the thread (a new process would see the same)
+    with open_graph(settings) as g:
+        assert len(g.get_state({"configurable": {"thread_id": "s1"}}).values["messages"]) == 4
+    # the photo's bytes never went into the checkpoint DB, only its hash
+    raw = b"".join(
+        bytes(v) for row in sqlite3.connect(settings.sessions_path).execute("select checkpoint, metadata from checkpoints")
+        for v in row if v
+    ) + b"".join(bytes(r[0]) for r in sqlite3.connect(settings.sessions_path).execute("select value from writes") if r[0])
+    png = store.path(r1.image).read_bytes()
+    assert r1.image.encode() in raw
+    assert base64.b64encode(png)[:200] not in raw and b"data:image" not in raw
+
+
+def test_stream_updates_in_node_order(d, make_context, photo, concept_factory):
+    bo = concept_factory("bo", "dog")
+    large = d.Large([d.verdicts({"bo": "disagree"}), d.verdicts({"bo": "agree"}), d.answer("ok")])
+    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present", ("bo", 1): "absent"}),
+                       large)
+    with open_graph(get_settings()) as g:
+        inp = prepare_input("Is <bo> here?", photo, ctx)
+        nodes = [next(iter(chunk)) for chunk in g.stream(inp, config=run_config("st", ctx), context=ctx, stream_mode="updates")]
+    assert nodes == ["recall", "personalize", "reflect", "personalize", "reflect", "reason"]
+
+
+def test_astream_events_with_async_sqlite(d, make_context, photo, concept_factory):
+    bo = concept_factory("bo", "dog")
+    large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes.", ["bo"])])
+    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large)
+
+    async def run():
+        from slc.graphs.slc import compile_graph
+
+        async with open_async_checkpointer(get_settings()) as saver:
+            g = compile_graph(checkpointer=saver)
+            inp = prepare_input("Is <bo> here?", photo, ctx)
+            events = [e async for e in g.astream_events(inp, config=run_config("ae", ctx), context=ctx, version="v2")]
+            state = await g.aget_state({"configurable": {"thread_id": "ae"}})
+            return events, state
+
+    events, state = asyncio.run(run())
+    starts = [e["name"] for e in events if e["event"] == "on_chain_start"]
+    for node in ("recall", "personalize", "reflect", "reason"):
+        assert node in starts
+    models = [e for e in events if e["event"] == "on_chat_model_end"]
+    assert [e["metadata"]["langgraph_node"] for e in models] == ["reflect", "reason"]
+    assert models[0]["metadata"]["concepts"] == ["bo"] and models[0]["metadata"]["round"] == 0
+    assert state.values["answer"].text == "Yes."

@@ -1,0 +1,88 @@
+"""The whole SLC graph as one LangChain tool: "answer a question about a photo with my personal concepts".
+
+Why one tool and not four: a host agent should not orchestrate recall/detect/verify/answer itself; it
+hands over the question and the photo and gets back an answer plus the evidence (as the tool artifact).
+Sessions: pass ``thread_id`` to continue a conversation (the tool's graph has a SQLite checkpointer on
+``settings.sessions_path`` unless you give it another compiled graph).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from langchain_core.tools import StructuredTool, ToolException
+from pydantic import BaseModel, Field
+
+from slc.agent.errors import SLCError
+from slc.graphs.context import Context
+
+TOOL_NAME = "answer_about_photo"
+TOOL_DESCRIPTION = (
+    "Answer a question about a photo using the user's personal concepts (their pets, people and objects "
+    "registered by name, written <name>). Give the question and the path of the photo; omit the photo for "
+    "questions about the concepts themselves. Returns the answer and the concepts it relied on."
+)
+
+
+class AnswerArgs(BaseModel):
+    """Arguments of the answer tool."""
+
+    question: str = Field(min_length=1, description="The user's question, e.g. 'Is <bo> in this photo?'.")
+    image_path: str | None = Field(default=None, description="Path of the photo (jpg/png/...); omit for text-only.")
+    thread_id: str | None = Field(default=None, description="Conversation id to continue a session.")
+
+
+class _LazySessionGraph:
+    """The graph with a SQLite checkpointer, opened on first use (constructing the tool opens nothing)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._graph: Any = None
+        self._lock = threading.Lock()
+        self._cm: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._graph is None:
+                from slc.graphs.sessions import open_graph
+
+                self._cm = open_graph(self.context.get_settings())
+                self._graph = self._cm.__enter__()
+            return self._graph
+
+
+def make_answer_tool(graph: Any = None, context: Context | None = None) -> StructuredTool:
+    """A StructuredTool running the whole SLC graph; its artifact is the TurnResult as a dict."""
+    ctx = context or Context()
+    lazy = _LazySessionGraph(ctx) if graph is None else None
+
+    def run(question: str, image_path: str | None = None, thread_id: str | None = None) -> tuple[str, dict]:
+        from slc.graphs.sessions import ask
+
+        g = graph if graph is not None else lazy.get()  # type: ignore[union-attr]
+        try:
+            res = ask(g, question, image_path, thread_id=thread_id, context=ctx)
+        except SLCError as exc:  # bad image, unknown setting...: tell the calling agent, don't crash it
+            raise ToolException(str(exc)) from exc
+        text = res.answer.text
+        if res.answer.concepts_used:
+            text += "\n(concepts used: " + ", ".join(f"<{c}>" for c in res.answer.concepts_used) + ")"
+        artifact = {
+            "answer": res.answer.model_dump(),
+            "final": [f.model_dump() for f in res.final],
+            "verdicts": [v.model_dump() for v in res.verdicts],
+            "flags": res.flags,
+            "degraded": res.degraded,
+            "large_vlm_calls": res.large_vlm_calls,
+            "image": res.image,
+        }
+        return text, artifact
+
+    return StructuredTool.from_function(
+        func=run, name=TOOL_NAME, description=TOOL_DESCRIPTION, args_schema=AnswerArgs,
+        response_format="content_and_artifact", handle_tool_error=True,
+    )
+
+
+__all__ = ["AnswerArgs", "TOOL_DESCRIPTION", "TOOL_NAME", "make_answer_tool"]
