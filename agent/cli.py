@@ -55,23 +55,24 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _optional_module(module_name: str):
+    """The module, or None when that module (not one of its own imports) does not exist."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+
+
 def _mount() -> None:
     for module_name, attr, name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        app.add_typer(getattr(module, attr), name=name)
+        module = _optional_module(module_name)
+        if module is not None:
+            app.add_typer(getattr(module, attr), name=name)
     for module_name, attr, name in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        if hasattr(module, attr):
+        module = _optional_module(module_name)
+        if module is not None and hasattr(module, attr):
             app.command(name=name)(getattr(module, attr))
 
 
