@@ -43,6 +43,16 @@ class Detection(BaseModel):
     adapter: str | None = None
     attempts: int = Field(default=1, ge=1, description="Generation attempts (retries with a stricter prompt).")
     round: int = Field(default=0, ge=0, description="Reflection round that produced this detection.")
+    prompt_version: str | None = Field(default=None, description="Version of the prompts that produced it.")
+    yes_no_mass: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="P(Yes)+P(No) among all tokens at the answer position."
+    )
+    status_source: Literal["yes_no", "json"] | None = Field(
+        default=None, description="Where status came from (see slc.agent.small_vlm.derive_status); None = unknown."
+    )
+    json_present: bool | None = Field(default=None, description="The 'present' field of the model's JSON, if valid.")
+    parse_error: str | None = Field(default=None, description="Why the JSON part failed after all attempts.")
+    error: str | None = Field(default=None, description="Why the model could not run for it (e.g. an unreadable image).")
 
     @property
     def present(self) -> bool:
@@ -59,6 +69,7 @@ class DetectionReport(BaseModel):
     """All detections for one image (one personalization pass)."""
 
     image: str = Field(description="Content hash or path of the query image.")
+    question: str | None = Field(default=None, description="The user's question this pass served, if any.")
     detections: list[Detection] = Field(default_factory=list)
 
     def by_concept(self) -> dict[str, Detection]:
