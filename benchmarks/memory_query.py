@@ -1,0 +1,211 @@
+"""Concept memory: query latency and recall by image at 1k..100k concepts, and registration cost.
+
+What it measures (issue 3):
+- Query by image embedding through ``ConceptMemory.recall_by_embedding`` (Chroma HNSW query, per-concept
+  aggregation, concept-record fetch: the whole recall path minus the encoder) at each size, for
+  realistic clustered 512-d vectors (queries = new "photos" near a stored concept) and for uniform random
+  vectors (queries = fresh random directions, HNSW's worst case). Median and p95 latency.
+- recall@5 against exact brute-force search (numpy, same vectors) and the brute-force latency, same run.
+- An ef_search sweep on the same index (collection.modify), since recall vs. speed is that knob.
+- Registration cost per concept with the tiny CLIP encoder and MiniLM, 5 images, model load excluded.
+
+Targets at 100k: median < 10 ms, recall@5 >= 0.95; registration < 50 ms per concept (5 images).
+Quick run: ``python benchmarks/memory_query.py --sizes 1000 --queries 50``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def make_vectors(kind: str, n: int, dim: int, n_queries: int, rng: np.random.Generator):
+    if kind == "clustered":
+        n_clusters = max(10, n // 20)
+        centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+        assign = rng.integers(0, n_clusters, n)
+        db = centers[assign] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+        picks = rng.integers(0, n, n_queries)
+        queries = db[picks] + 0.6 * rng.standard_normal((n_queries, dim)).astype(np.float32)
+    else:
+        db = rng.standard_normal((n, dim)).astype(np.float32)
+        queries = rng.standard_normal((n_queries, dim)).astype(np.float32)
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return db, queries
+
+
+def fill(mem, db: np.ndarray, batch: int) -> list[str]:
+    """Bulk-load one reference image per concept straight into the memory's two collections."""
+    ids = [uuid.uuid4().hex for _ in range(len(db))]
+    # concept records need a vector; text recall is not measured here, so random unit vectors will do
+    text_vecs = np.random.default_rng(1).standard_normal((len(db), 384)).astype(np.float32)
+    text_vecs /= np.linalg.norm(text_vecs, axis=1, keepdims=True)
+    now = "2026-01-01T00:00:00+00:00"
+    for s in range(0, len(db), batch):
+        chunk = ids[s : s + batch]
+        mem._imgs.add(
+            ids=[f"{cid}:{'0' * 64}" for cid in chunk],
+            embeddings=db[s : s + batch],
+            metadatas=[{"concept_id": cid, "sha256": "0" * 64} for cid in chunk],
+        )
+        mem._concepts.add(
+            ids=chunk,
+            embeddings=text_vecs[s : s + batch],
+            metadatas=[
+                {"name": f"c{s + i}", "name_lower": f"c{s + i}", "description": "", "category": "", "identity": "",
+                 "tree": "", "adapter": "", "created_at": now, "updated_at": now,
+                 "images": '[{"sha256": "' + "0" * 64 + '", "width": 1, "height": 1, "file": "00/x.jpg"}]'}
+                for i in range(len(chunk))
+            ],
+        )
+    return ids
+
+
+def run_one(kind: str, n: int, ef: int, db: np.ndarray, queries: np.ndarray, args) -> dict:
+    """Build one index (ef_search is read when Chroma creates/loads an index; collection.modify did not
+    change recall within a process, so every ef value gets its own index), then time queries."""
+    from slc.agent.settings import Settings
+    from slc.memory.store import ConceptMemory
+
+    tmp = Path(tempfile.mkdtemp(prefix="slc-bench-mem-"))
+    try:
+        settings = Settings(data_dir=tmp)
+        settings.chroma.hnsw_ef_search = ef
+        mem = ConceptMemory(settings, tenant="bench", image_embedder=_NoEncoder(args.dim), text_embedder=_NoEncoder(384))
+        t0 = time.perf_counter()
+        ids = fill(mem, db, args.batch)
+        load_s = time.perf_counter() - t0
+        bf_lat, exact = [], []  # exact top-k by brute force, timed
+        for q in queries:
+            t = time.perf_counter()
+            sims = db @ q
+            top = np.argpartition(-sims, args.k)[: args.k]
+            top = top[np.argsort(-sims[top])]
+            bf_lat.append((time.perf_counter() - t) * 1e3)
+            exact.append({ids[i] for i in top})
+        for q in queries[: min(5, len(queries))]:  # warm-up (index load, caches)
+            mem.recall_by_embedding(q, top_k=args.k, threshold=-1.0)
+        lat, rec = [], []
+        for q, ex in zip(queries, exact):
+            t = time.perf_counter()
+            hits = mem.recall_by_embedding(q, top_k=args.k, threshold=-1.0)
+            lat.append((time.perf_counter() - t) * 1e3)
+            rec.append(len({h.concept.id for h in hits} & ex) / args.k)
+        return dict(kind=kind, n=n, ef=ef, med=statistics.median(lat), p95=pct(lat, 95), recall=float(np.mean(rec)),
+                    bf_med=statistics.median(bf_lat), bf_p95=pct(bf_lat, 95), load_rate=n / load_s)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_queries(args) -> list[dict]:
+    rows = []
+    for kind in args.kinds:
+        for n in args.sizes:
+            db, queries = make_vectors(kind, n, args.dim, args.queries, np.random.default_rng(args.seed))
+            for ef in args.ef_search:
+                r = run_one(kind, n, ef, db, queries, args)
+                rows.append(r)
+                print(f"  {kind:9s} n={n:>7,} ef={ef:<4d} median {r['med']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
+                      f"recall@{args.k} {r['recall']:.3f}  | brute force median {r['bf_med']:6.2f} ms  "
+                      f"(load {r['load_rate']:,.0f}/s)", flush=True)
+    return rows
+
+
+class _NoEncoder:
+    """Placeholder: the query benchmark feeds vectors directly, so no encoder may ever be called."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def embed_images(self, images):  # pragma: no cover - would be a benchmark bug
+        raise AssertionError("the query benchmark must not encode images")
+
+    embed_texts = embed_images
+
+
+def bench_registration(args) -> dict:
+    from PIL import Image
+
+    from slc.agent.settings import Settings
+    from slc.memory.embedders import HFImageEmbedder, SentenceTransformerTextEmbedder
+    from slc.memory.store import ConceptMemory
+    from slc.testing import build_tiny_clip
+
+    tmp = Path(tempfile.mkdtemp(prefix="slc-bench-reg-"))
+    try:
+        clip = build_tiny_clip(tmp / "clip")
+        img_emb, txt_emb = HFImageEmbedder(clip), SentenceTransformerTextEmbedder()  # model load: not timed
+        mem = ConceptMemory(Settings(data_dir=tmp / "data"), tenant="bench", image_embedder=img_emb, text_embedder=txt_emb)
+        rng = np.random.default_rng(0)
+        photos = [Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)) for _ in range(5 * (args.reg + 3))]
+        lat = []
+        for i in range(args.reg + 3):
+            t = time.perf_counter()
+            mem.add(f"concept{i}", photos[5 * i : 5 * i + 5], description=f"my object number {i}", category="thing")
+            if i >= 3:  # first adds warm up torch and Chroma
+                lat.append((time.perf_counter() - t) * 1e3)
+        return dict(med=statistics.median(lat), p95=pct(lat, 95), n=len(lat))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated concept counts")
+    ap.add_argument("--kinds", default="clustered,random")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--ef-search", default="", help="comma-separated ef_search values (default: settings value)")
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--reg", type=int, default=20, help="concepts registered for the registration timing (0 = skip)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    from slc.agent.settings import Settings
+
+    default_ef = Settings().chroma.hnsw_ef_search
+    args.ef_search = [int(e) for e in args.ef_search.split(",") if e] or [default_ef]
+    try:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("SLC_BENCH_THREADS", "1")))  # 2 threads on a shared 2-core box: 15x slower
+    except ImportError:
+        pass
+    s = Settings().chroma
+    print(f"memory query benchmark: dim={args.dim}, {args.queries} queries, top-{args.k}, HNSW M={s.hnsw_m} "
+          f"ef_construction={s.hnsw_ef_construction}, cpus={os.cpu_count()}, python {sys.version.split()[0]}")
+    rows = bench_queries(args)
+    print()
+    print(f"| vectors | concepts | ef_search | median ms | p95 ms | recall@{args.k} | brute-force median ms | brute-force p95 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['kind']} | {r['n']:,} | {r['ef']} | {r['med']:.2f} | {r['p95']:.2f} | {r['recall']:.3f} | "
+              f"{r['bf_med']:.2f} | {r['bf_p95']:.2f} |")
+    if args.reg:
+        reg = bench_registration(args)
+        print()
+        print(f"registration (tiny CLIP + MiniLM, 5 photos 512x384 each, {reg['n']} concepts, model load excluded): "
+              f"median {reg['med']:.1f} ms, p95 {reg['p95']:.1f} ms per concept (target < 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""``slc concept``: register, list, show, remove and import personal concepts.
+
+Heavy libraries (chromadb, torch, transformers) are imported inside the commands so ``slc --help`` stays
+fast. Every slc error is printed as one line and exits with code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+app = typer.Typer(help="Your personal concepts (names, reference images, descriptions).", no_args_is_help=True)
+
+
+def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The project's one SLCError -> message -> exit handling (slc.agent.console.cli_errors)."""
+    from slc.agent.console import cli_errors
+
+    return cli_errors(fn)
+
+
+def _memory(tenant: Optional[str]) -> Any:
+    from slc.memory.store import ConceptMemory
+
+    return ConceptMemory(tenant=tenant)
+
+
+TenantOpt = typer.Option(None, "--tenant", "-t", help="Whose concepts (default: settings.tenant).")
+
+
+@app.command("add")
+@_errors
+def add(
+    name: str = typer.Argument(..., help="Concept name, e.g. bo or '<bo>'."),
+    images: List[Path] = typer.Argument(..., help="One or more reference images."),
+    description: str = typer.Option("", "--description", "-d", help="What it is, in words."),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Permanent category, e.g. dog."),
+    tenant: Optional[str] = TenantOpt,
+) -> None:
+    """Register a concept from reference images (all or nothing)."""
+    concept = _memory(tenant).add(name, list(images), description=description, category=category)
+    typer.echo(f"Added <{concept.name}> with {len(concept.images)} image(s) (id {concept.id}).")
+
+
+@app.command("list")
+@_errors
+def list_(tenant: Optional[str] = TenantOpt) -> None:
+    """List the concepts of a tenant."""
+    from rich.console import Console
+    from rich.table import Table
+
+    concepts = _memory(tenant).list()
+    if not concepts:
+        typer.echo("No concepts yet. Add one with: slc concept add NAME IMAGE...")
+        return
+    table = Table(title=f"{len(concepts)} concept(s)")
+    for col in ("name", "category", "images", "description"):
+        table.add_column(col)
+    for c in concepts:
+        desc = c.description if len(c.description) <= 60 else c.description[:57] + "..."
+        table.add_row(c.token, c.category or "", str(len(c.images)), desc)
+    Console().print(table)
+
+
+@app.command("show")
+@_errors
+def show(name: str, tenant: Optional[str] = TenantOpt) -> None:
+    """Show one concept: description, identity, images."""
+    from rich.console import Console
+    from rich.table import Table
+
+    c = _memory(tenant).get(name)
+    console = Console()
+    console.print(f"[bold]{c.token}[/bold]  id={c.id}  tenant={c.tenant}")
+    if c.description:
+        console.print(f"description: {c.description}")
+    if c.identity:
+        console.print(f"category: {c.identity.category}")
+        for k, v in c.identity.attributes.items():
+            console.print(f"  {k}: {v}")
+    if c.adapter:
+        console.print(f"adapter: {c.adapter}")
+    console.print(f"concept tree: {'yes' if c.tree else 'no'}")
+    table = Table(title="reference images")
+    for col in ("sha256", "size", "path"):
+        table.add_column(col)
+    for i in c.images:
+        table.add_row(i.sha256[:12], f"{i.width}x{i.height}", i.path)
+    console.print(table)
+
+
+@app.command("remove")
+@_errors
+def remove(name: str, tenant: Optional[str] = TenantOpt) -> None:
+    """Delete a concept with its embeddings and stored images."""
+    mem = _memory(tenant)
+    concept = mem.get(name)
+    mem.delete(concept.name)
+    typer.echo(f"Removed <{concept.name}>.")
+
+
+@app.command("import")
+@_errors
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="yollava | rap | myvlm | slc_eval"),
+    path: Path = typer.Argument(..., help="Dataset folder or annotation file."),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", help="Where the images live (rap, slc_eval)."),
+    on_exists: str = typer.Option("skip", "--on-exists", help="skip | update | error"),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="At most this many images per concept."),
+    tenant: Optional[str] = TenantOpt,
+) -> None:
+    """Import concepts from a benchmark dataset's own files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slc.agent.errors import SLCError
+    from slc.memory.importers import discover, register
+
+    if on_exists not in ("skip", "update", "error"):
+        raise SLCError("--on-exists must be skip, update or error")
+    kwargs = {"images_root": images_root} if images_root and fmt.replace("-", "_") in ("rap", "slc_eval") else {}
+    plan = discover(fmt, path, **kwargs)
+    report = register(_memory(tenant), plan, on_exists=on_exists, max_images=max_images)  # type: ignore[arg-type]
+    table = Table(title=f"import {plan.format} from {plan.source}")
+    table.add_column("result")
+    table.add_column("count", justify="right")
+    table.add_column("names")
+    for label, names in (("added", report.added), ("updated", report.updated),
+                         ("skipped", list(report.skipped)), ("failed", list(report.failed))):
+        table.add_row(label, str(len(names)), ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
+    console = Console()
+    console.print(table)
+    for name, why in report.failed.items():
+        console.print(f"[red]failed[/red] {name}: {why}")
+    if report.missing_images:
+        console.print(f"[yellow]{len(report.missing_images)} image(s) named but missing on disk[/yellow], e.g. {report.missing_images[0]}")
+    for w in report.warnings[:10]:
+        console.print(f"[yellow]warning[/yellow] {w}")
+    if report.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,159 @@
+"""load_image and ImageStore: every kind of bad input is a typed error naming the file; odd modes normalize."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from slc.agent.errors import InvalidImageError
+from slc.memory.images import ImageStore, load_image
+
+from .conftest import image_bytes, noise_image, write_image
+
+
+def test_valid_png_and_jpeg_paths_load_as_rgb(tmp_path):
+    p = write_image(tmp_path / "a.png", noise_image(1))
+    j = write_image(tmp_path / "b.jpg", noise_image(2), "JPEG")
+    for path in (p, j, str(p)):
+        img = load_image(path)
+        assert img.mode == "RGB" and img.size == (48, 40)
+    assert np.array_equal(np.asarray(load_image(p)), np.asarray(noise_image(1)))
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("empty.png", b"", "empty file"),
+        ("notes.png", b"this is plainly not an image at all\n" * 10, "not an image"),
+        ("doc.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "not an image"),
+    ],
+)
+def test_bad_files_raise_typed_error_naming_file(tmp_path, name, data, reason):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InvalidImageError) as err:
+        load_image(path)
+    assert str(path) in str(err.value) and reason in str(err.value)
+
+
+def test_truncated_png_and_jpeg(tmp_path):
+    big = noise_image(3, (256, 256))
+    for fmt in ("PNG", "JPEG"):
+        data = image_bytes(big, fmt)
+        path = tmp_path / f"cut.{fmt.lower()}"
+        path.write_bytes(data[: len(data) * 2 // 3])
+        with pytest.raises(InvalidImageError, match="truncated|corrupt") as err:
+            load_image(path)
+        assert str(path) in str(err.value)
+
+
+def test_corrupt_payload(tmp_path):
+    data = bytearray(image_bytes(noise_image(4, (128, 128))))
+    data[60:400] = b"\x00" * 340  # header intact, compressed data destroyed
+    with pytest.raises(InvalidImageError):
+        load_image(bytes(data))
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(InvalidImageError, match="file not found"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(InvalidImageError, match="not a regular file"):
+        load_image(tmp_path)
+    with pytest.raises(InvalidImageError, match="unsupported source"):
+        load_image(12345)  # type: ignore[arg-type]
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    # 1-bit 12000x12000 PNG: ~18 KB on disk, 144 M pixels (432 MB as RGB) once decoded.
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(path)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(InvalidImageError, match="too large") as err:
+        load_image(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(InvalidImageError, match="too large"):
+        load_image(noise_image(5, (100, 100)), max_pixels=5_000)
+
+
+def test_cmyk_jpeg_is_converted():
+    data = image_bytes(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", quality=100)
+    r, g, b = load_image(data).getpixel((8, 8))
+    assert r > 200 and g < 60 and b < 60  # pure magenta+yellow ink = red
+
+
+def test_16_bit_and_float_greyscale_are_rescaled():
+    arr = np.linspace(0, 65535, 64 * 8, dtype=np.uint16).reshape(8, 64)
+    img16 = Image.fromarray(arr)
+    assert img16.mode.startswith("I;16")
+    out = load_image(image_bytes(img16))
+    assert out.mode == "RGB"
+    px = np.asarray(out)[..., 0]
+    assert px.min() == 0 and px.max() == 255  # full 16-bit range -> full 8-bit range
+    f = Image.fromarray(np.full((4, 4), 0.5, np.float32))
+    assert load_image(f).getpixel((0, 0)) == (128, 128, 128)
+    nan = Image.fromarray(np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(InvalidImageError, match="NaN"):
+        load_image(nan)
+
+
+def test_transparency_composites_on_white():
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    rgba.putpixel((0, 0), (255, 0, 0, 255))
+    out = load_image(image_bytes(rgba))
+    assert out.getpixel((4, 4)) == (255, 255, 255) and out.getpixel((0, 0)) == (255, 0, 0)
+    la = Image.new("LA", (4, 4), (0, 0))
+    assert load_image(la).getpixel((1, 1)) == (255, 255, 255)
+    p = Image.new("P", (4, 4), 0)
+    p.putpalette([10, 20, 30] + [0] * 765)
+    p.info["transparency"] = 0
+    assert load_image(image_bytes(p)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = noise_image(6, (40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    path = tmp_path / "rot.jpg"
+    img.save(path, format="JPEG", exif=exif)
+    assert load_image(path).size == (20, 40)
+
+
+def test_image_store_content_addressed_atomic_dedup(tmp_path):
+    store = ImageStore(tmp_path / "imgs")
+    ref = store.put(noise_image(7))
+    path = store.path(ref.sha256)
+    assert path.is_file() and ref.path == str(path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ref.sha256
+    assert (ref.width, ref.height) == (48, 40)
+    again = store.put(image_bytes(noise_image(7)))  # same pixels via another route -> same file
+    assert again.sha256 == ref.sha256 and list(store) == [ref.sha256]
+    assert not list((tmp_path / "imgs").rglob(".tmp-*"))
+    assert store.exists(ref.sha256) and store.delete(ref.sha256) and not store.exists(ref.sha256)
+    assert store.delete(ref.sha256) is False
+    with pytest.raises(ValueError):
+        store.path("../../etc/passwd")
+
+
+def test_image_store_rejects_bad_images_and_writes_nothing(tmp_path):
+    store = ImageStore(tmp_path / "imgs")
+    with pytest.raises(InvalidImageError):
+        store.put(b"garbage")
+    assert list(store) == []
+
+
+def test_image_store_png_is_lossless(tmp_path):
+    store = ImageStore(tmp_path / "imgs", format="png")
+    ref = store.put(noise_image(9))
+    assert ref.path.endswith(".png")
+    assert np.array_equal(np.asarray(store.open(ref.sha256)), np.asarray(noise_image(9)))
+    jpeg_store = ImageStore(tmp_path / "imgs")  # same folder, other format: finds the PNG too
+    assert jpeg_store.exists(ref.sha256) and list(jpeg_store) == [ref.sha256]
+
+
+def test_image_store_downsizes_huge_photos(tmp_path):
+    store = ImageStore(tmp_path / "imgs", max_side=64)
+    ref = store.put(noise_image(8, (300, 150)))
+    assert (ref.width, ref.height) == (64, 32)

@@ -1,0 +1,111 @@
+"""Tenant isolation (embedded) and the same API against a real `chroma run` server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from slc.agent.errors import MemoryUnavailableError, UnknownConceptError
+from slc.memory.store import ConceptMemory
+
+from .conftest import noise_image
+
+
+def _pair(settings, image_embedder, text_embedder, a="alice", b="Alice/../bob", client=None):
+    kw = dict(image_embedder=image_embedder, text_embedder=text_embedder, client=client)
+    return ConceptMemory(settings, tenant=a, **kw), ConceptMemory(settings, tenant=b, **kw)
+
+
+def _check_isolation(alice: ConceptMemory, bob: ConceptMemory) -> None:
+    shared_pixels = noise_image(1)
+    alice.add("bo", [shared_pixels], description="alice's dog")
+    bob.add("mam", [noise_image(2)], description="bob's cat")
+    bob.add("bo", [shared_pixels], description="bob's own bo")  # same name and picture: separate concept
+    assert [c.name for c in alice.list()] == ["bo"]
+    assert [c.name for c in bob.list()] == ["bo", "mam"]
+    assert alice.get("bo").description == "alice's dog" and bob.get("bo").description == "bob's own bo"
+    assert [h.concept.name for h in alice.recall_by_text("is <mam> or <bo> here")] == ["bo"]
+    assert alice.recall_by_image(noise_image(2), threshold=0.9999) == []
+    assert [h.concept.tenant for h in alice.recall_by_image(shared_pixels, threshold=-1)] == ["alice"]
+    assert all(h.concept.tenant == bob.tenant for h in bob.recall(text="bo mam", image=shared_pixels, hybrid=True))
+    with pytest.raises(UnknownConceptError):
+        alice.get("mam")
+    with pytest.raises(UnknownConceptError):
+        alice.get(bob.get("mam").id)  # ids do not leak across tenants either
+    alice.delete("bo")
+    assert Path(bob.get("bo").images[0].path).is_file()  # alice's delete never touches bob's files
+    assert alice.list() == [] and len(bob.list()) == 2
+
+
+def test_tenants_are_isolated_embedded(settings, image_embedder, text_embedder):
+    alice, bob = _pair(settings, image_embedder, text_embedder)
+    assert set(alice.collection_names).isdisjoint(bob.collection_names)
+    _check_isolation(alice, bob)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    exe = shutil.which("chroma")
+    if exe is None:
+        pytest.skip("the chroma CLI is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "chroma run exited"
+            assert time.time() < deadline, "chroma run did not become healthy"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.integration
+def test_server_mode_full_api_and_tenants(chroma_server, monkeypatch, image_embedder, text_embedder):
+    monkeypatch.setenv("SLC_CHROMA__URL", chroma_server)
+    from slc.agent.settings import Settings
+
+    settings = Settings()
+    alice, bob = _pair(settings, image_embedder, text_embedder)
+    assert not settings.chroma_path.exists()  # nothing embedded was opened
+    _check_isolation(alice, bob)
+    c = bob.add_images("mam", [noise_image(3)])
+    bob.rename("mam", "mimi")
+    assert len(bob.get("mimi").images) == 2 and bob.recall_by_image(noise_image(3), threshold=0.9999)[0].concept.id == c.id
+    # a second client (another process or host would do the same) sees the same data
+    again = ConceptMemory(Settings(), tenant="Alice/../bob", image_embedder=image_embedder, text_embedder=text_embedder)
+    assert sorted(x.name for x in again.list()) == ["bo", "mimi"]
+
+
+def test_unreachable_server_is_a_clear_error(monkeypatch, image_embedder, text_embedder):
+    monkeypatch.setenv("SLC_CHROMA__URL", f"http://127.0.0.1:{_free_port()}")
+    from slc.agent.settings import Settings
+
+    with pytest.raises(MemoryUnavailableError, match="Cannot reach concept memory"):
+        ConceptMemory(Settings(), image_embedder=image_embedder, text_embedder=text_embedder)
