@@ -53,6 +53,9 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each step does."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from slc.agent.console import set_verbose
+
+    set_verbose(verbose)  # one error handler for every command: tracebacks only under -v
 
 
 def _optional_module(module_name: str):

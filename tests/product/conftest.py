@@ -1,0 +1,159 @@
+"""Fixtures of the product / reliability suite.
+
+Real everything: the `slc` CLI (typer CliRunner, or a subprocess where a process must die), the real
+ConceptMemory on embedded Chroma (tiny random CLIP + MiniLM), the real SmallVLM on a tiny Idefics3,
+`transformers serve` for the happy path. The one stand-in is ``ControlServer``: a tiny OpenAI-compatible
+HTTP server on loopback that WE control, so faults (HTTP 500, a hang past the timeout, a reply that obeys
+a prompt injection) can be injected at a chosen turn; it is used only for fault injection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ControlServer:
+    """Loopback /v1/chat/completions whose behaviour is switched per request: ok | 500 | sleep | reply."""
+
+    def __init__(self, reply: str) -> None:
+        self.mode = "ok"
+        self.reply = reply
+        self.sleep_s = 5.0
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:  # keep test output clean
+                pass
+
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - /v1/models for the endpoint check
+                self._send(200, {"object": "list", "data": [{"id": "control", "object": "model"}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                server.requests.append(body)
+                if server.mode == "500":
+                    return self._send(500, {"error": {"message": "injected failure", "type": "server_error"}})
+                if server.mode == "sleep":
+                    time.sleep(server.sleep_s)
+                text = server.reply if server.mode in ("ok", "sleep") else server.mode_reply
+                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": text}}],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+        self.mode_reply = reply
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def control_server():
+    from slc.agent.demo_models import PROTOCOL_REPLY
+
+    srv = ControlServer(PROTOCOL_REPLY)
+    yield srv
+    srv.close()
+
+
+def world_images(n_concepts: int = 2) -> dict[str, Any]:
+    from slc.cat.render import render
+    from slc.cat.world import make_world
+
+    world = make_world(n_concepts, seed=0)
+    return {wc.name: (wc, [render(wc.tree, {"position": p}, size=64, seed=i) for i, p in enumerate(("center", "top left"))])
+            for wc in world}
+
+
+@pytest.fixture(scope="session")
+def product_models(tiny_vlm_path, tiny_clip_path):
+    """Paths of the tiny small VLM, tiny CLIP and the demo's protocol model (built once per session)."""
+    from slc.agent.demo_models import build_protocol_vlm
+
+    proto = build_protocol_vlm(tiny_clip_path.parent / "protocol-vlm")
+    return SimpleNamespace(small=tiny_vlm_path("idefics3"), clip=tiny_clip_path, protocol=proto)
+
+
+@pytest.fixture
+def env(product_models, monkeypatch, tmp_path):
+    """SLC_* env for CLI runs in this test's data dir: tiny small VLM + tiny CLIP; returns helpers."""
+    from slc.agent.settings import get_settings
+
+    monkeypatch.setenv("SLC_SMALL__MODEL", str(product_models.small))
+    monkeypatch.setenv("SLC_SMALL__MAX_NEW_TOKENS", "16")
+    monkeypatch.setenv("SLC_IMAGE_ENCODER", str(product_models.clip))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    get_settings.cache_clear()
+    from slc.graphs.context import clear_services_cache
+
+    clear_services_cache()
+    photo = tmp_path / "photo.png"
+    imgs = world_images(2)
+    imgs["c000"][1][1].save(photo)
+    return SimpleNamespace(models=product_models, photo=photo, images=imgs, tmp=tmp_path)
+
+
+@pytest.fixture
+def memory_with_concepts(env):
+    """The real memory of this test's data dir, holding c000 and c001 (concept-world renders)."""
+    from slc.agent.settings import get_settings
+    from slc.memory.store import ConceptMemory
+
+    mem = ConceptMemory(get_settings())
+    for name, (wc, refs) in env.images.items():
+        mem.add(name, refs, description=wc.description, category=wc.tree.root)
+    return mem
+
+
+def noise(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+@pytest.fixture
+def run_cli():
+    """``run_cli(*args, input=None)`` -> typer Result of the real `slc` app (stderr kept separately)."""
+    from typer.testing import CliRunner
+
+    from slc.agent.cli import app
+
+    def run(*args: str, input: str | None = None):
+        return CliRunner().invoke(app, list(args), input=input)
+
+    return run
+
+
+@pytest.fixture
+def h() -> SimpleNamespace:
+    return SimpleNamespace(noise=noise, free_port=free_port, world_images=world_images, Path=Path)

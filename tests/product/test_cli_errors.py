@@ -1,0 +1,82 @@
+"""Errors a person can act on: one line naming what is wrong, exit code 1, no traceback (unless -v).
+
+Every error here is raised BEFORE any model generates (flags and inputs are checked first), so these
+tests need no server; the memory ones use the real embedded memory.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_no_image_given(run_cli, env):
+    msg = _one_line_error(run_cli("ask", "Is <c000> in my photo?"))
+    assert "No image given" in msg and "slc ask IMAGE" in msg
+
+
+def test_no_question_given(run_cli, env):
+    msg = _one_line_error(run_cli("ask", str(env.photo)))
+    assert "No question given" in msg
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "not_an_image", "truncated", "huge"])
+def test_unreadable_image_names_path_and_reason(run_cli, env, kind):
+    from PIL import Image
+
+    path = env.tmp / f"{kind}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "not_an_image":
+        path.write_text("this is a text file, not a photo")
+    elif kind == "truncated":
+        data = env.photo.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "huge":  # 9000 x 9000 = 81 Mpx > the 64 Mpx guard; a 1-bit PNG of it is tiny on disk
+        Image.new("1", (9000, 9000)).save(path)
+    msg = _one_line_error(run_cli("ask", str(path), "Is <c000> here?"))
+    assert str(path) in msg or path.name in msg
+    reason = {"missing": "not found", "empty": "empty", "not_an_image": "not an image",
+              "truncated": "truncated", "huge": "too large"}[kind]
+    assert reason in msg.lower(), msg
+
+
+def test_missing_api_key_names_the_variable(run_cli, env):
+    msg = _one_line_error(run_cli("ask", str(env.photo), "Is <c000> here?", "--large-model", "openai:gpt-4o"))
+    assert "OPENAI_API_KEY" in msg
+
+
+def test_endpoint_down_names_the_url(run_cli, env, h):
+    url = f"http://127.0.0.1:{h.free_port()}/v1"
+    msg = _one_line_error(run_cli("ask", str(env.photo), "Is <c000> here?", "--base-url", url))
+    assert url in msg and "down" in msg
+
+
+@pytest.mark.parametrize("ref", ["/nonexistent/checkpoint", "someorg/no-such-vlm"])
+def test_model_not_found_locally_and_no_hub(run_cli, env, control_server, ref):
+    msg = _one_line_error(run_cli("ask", str(env.photo), "Is <c000> here?", "--base-url", control_server.url,
+                                  "--small-model", ref))
+    assert ref in msg and "Cannot load model" in msg
+
+
+def test_unknown_concept_suggests_close_names(run_cli, env, memory_with_concepts):
+    msg = _one_line_error(run_cli("scan", str(env.photo), "--concept", "c00"))
+    assert "Unknown concept 'c00'" in msg and "c000" in msg and "c001" in msg
+
+
+def test_concept_commands_share_the_handler(run_cli, env, memory_with_concepts):
+    msg = _one_line_error(run_cli("concept", "show", "c0001"))
+    assert "Did you mean" in msg and "c000" in msg
+
+
+def test_verbose_shows_the_traceback(run_cli, env):
+    result = run_cli("-v", "ask", str(env.photo), "Is <c000> here?", "--large-model", "openai:gpt-4o")
+    assert result.exit_code == 1
+    assert "Traceback" in result.output and "MissingAPIKeyError" in result.output
