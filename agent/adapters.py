@@ -40,7 +40,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,15 @@ class AdapterBank:
         """Nearest adapter per row of ``embeddings``; ties go to the adapter listed first."""
         scores = self.route_scores(embeddings)
         return [self.names[i] for i in scores.argmax(axis=1)]
+
+    def route_concept(self, stored: str | None, embedding: Callable[[], np.ndarray] | None) -> str | None:
+        """The adapter for one concept: the one stored with it when this bank has it, else the nearest
+        centroid to its mean reference embedding (``embedding`` is called only then), else None."""
+        if not self.manifest.adapters:
+            return None
+        if stored and stored in self:
+            return stored
+        return self.route(embedding()) if embedding is not None else None
 
     # -- writing ---------------------------------------------------------------------------------------
 

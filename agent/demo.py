@@ -115,13 +115,10 @@ def _large_role(console: Console, settings: Any, *, large_model: str | None, bas
 
 
 def _close(memory: Any) -> None:
-    client = getattr(memory, "_client", None)
-    close = getattr(client, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # noqa: BLE001 - best effort: the process is about to end anyway
-            pass
+    try:
+        memory.close()
+    except Exception:  # noqa: BLE001 - best effort: the process is about to end anyway
+        pass
 
 
 def register_samples(memory: Any, n: int = 3, seed: int = 0) -> tuple[list[Any], Any]:

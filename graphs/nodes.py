@@ -172,6 +172,12 @@ def personalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ]
     _, img = _open_image(ctx, state.image)
     detector = ctx.small_vlm()
+    bank = getattr(detector, "bank", None)
+    if bank is not None:  # route each concept to its meta adapter (stored one, else nearest centroid)
+        memory = ctx.memory()
+        for q in queries:
+            emb = (lambda n=q.name: memory.concept_embedding(n)) if by_name[q.name].reference_images else None
+            q.adapter = bank.route_concept(q.adapter, emb)
     # The image is bound here, not passed as the traced input, so it never lands in a trace.
     detect = RunnableLambda(lambda qs: detector.detect(img, qs, round=round_), name="small_vlm.detect")
     raw = detect.invoke(queries, config=_call_config(ctx, "small_vlm.detect", names, round_))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from slc.agent import prompts
 from slc.agent.detection import Detection
+from slc.agent.json_repair import parse_json_object
 from slc.graphs.state import Answer, Candidate, FinalDetection
 
 _FENCE_RE = re.compile(r"(<<<|>>>)")
@@ -54,23 +55,12 @@ def content_text(content: Any) -> str:
 
 
 def extract_json(text: str) -> Any:
-    """The first JSON object in a model reply (tolerates ```json fences and prose around it).
-
-    Raises ValueError when there is none.
-    """
-    text = text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    if fenced:
-        text = fenced.group(1)
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text[m.start():])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    raise ValueError("no JSON object in the reply")
+    """The JSON object in a model reply (fences, prose, quotes and truncation repaired by the project's
+    one JSON reader, :func:`slc.agent.json_repair.parse_json_object`). Raises ValueError when there is none."""
+    parsed = parse_json_object(text)
+    if parsed is None:
+        raise ValueError("no JSON object in the reply")
+    return parsed.value
 
 
 # -- reflection ------------------------------------------------------------------------------------------

@@ -159,6 +159,7 @@ class ConceptMemory:
         self.key = tenant_key(self.tenant)
         self._image_embedder = image_embedder
         self._text_embedder = text_embedder
+        self._owns_client = client is None
         self._client = client if client is not None else self._make_client()
         self.images = ImageStore(self.settings.images_dir / self.key)
         self._journal_dir = self.settings.data_dir / "memory-journal" / self.key
@@ -180,6 +181,22 @@ class ConceptMemory:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> "ConceptMemory":
         return cls(settings, **kwargs)
+
+    def close(self) -> None:
+        """Release the Chroma client this memory made (a client passed in by the caller stays open).
+
+        Why: an embedded Chroma keeps its store open per process; a memory re-created on a deleted and
+        recreated folder in the same process would otherwise still see the old data."""
+        if self._owns_client:
+            close = getattr(self._client, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> "ConceptMemory":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def _make_client(self) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_tiny_vlm", "build_tiny_clip", "TINY_VLM_FAMILIES"]
+__all__ = ["build_tiny_vlm", "build_tiny_clip", "build_random_adapter_bank", "TINY_VLM_FAMILIES"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing slc.testing must not import torch
@@ -21,4 +21,8 @@ def __getattr__(name: str) -> Any:  # lazy: importing slc.testing must not impor
         from slc.testing import tiny_encoders
 
         return tiny_encoders.build_tiny_clip
+    if name == "build_random_adapter_bank":
+        from slc.testing import tiny_banks
+
+        return tiny_banks.build_random_adapter_bank
     raise AttributeError(f"module 'slc.testing' has no attribute {name!r}")

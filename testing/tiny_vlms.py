@@ -48,6 +48,11 @@ class TinyVLMOptions(BaseModel):
     vision_heads: int = Field(default=4, ge=1)
     image_size: int = Field(default=64, ge=32, le=448, description="Side in pixels every image is resized to.")
     patch_size: int = Field(default=8, ge=2, description="Vision patch side in pixels.")
+    extra_words: tuple[str, ...] = Field(
+        default=(),
+        description="Words added to the tokenizer corpus so each encodes as one token (with and without a "
+        "leading space), e.g. the concept world's colours/shapes/patterns for the learning benchmark.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -88,8 +93,16 @@ _FILLERS = ("small", "large", "brown", "white", "black", "fluffy", "red", "blue"
 _OBJECTS = ("dog", "cat", "person", "toy", "mug", "bag", "car", "plant")
 
 
-def _corpus() -> Iterator[str]:
-    """A deterministic corpus: prompt words, JSON, and many Yes/No answers (so both merge into one token)."""
+def _corpus(extra_words: tuple[str, ...] = ()) -> Iterator[str]:
+    """A deterministic corpus: prompt words, JSON, and many Yes/No answers (so both merge into one token).
+
+    ``extra_words`` are repeated often enough (after a space, after ": " and at line starts) that the BPE
+    merges each into a single token.
+    """
+    for _ in range(40 if extra_words else 0):
+        yield " ".join(extra_words)
+        yield "\n".join(extra_words)
+        yield " ".join(f"{w}: {w}; {w}." for w in extra_words)
     for _ in range(3):
         yield " ".join(_PROMPT_WORDS)
         yield from _JSON_SNIPPETS
@@ -107,7 +120,9 @@ def _corpus() -> Iterator[str]:
         yield "Yes No Yes No yes no\nYes\nNo\n Yes\n No"
 
 
-def _train_tokenizer(special_tokens: list[str], vocab_size: int, **named_specials: str) -> Any:
+def _train_tokenizer(
+    special_tokens: list[str], vocab_size: int, extra_words: tuple[str, ...] = (), **named_specials: str
+) -> Any:
     """Byte-level BPE trained on :func:`_corpus`, wrapped in PreTrainedTokenizerFast.
 
     ``special_tokens`` get the lowest ids (in order); ``named_specials`` (bos_token, eos_token, pad_token,
@@ -125,7 +140,7 @@ def _train_tokenizer(special_tokens: list[str], vocab_size: int, **named_special
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(_corpus(), trainer)
+    backend.train_from_iterator(_corpus(extra_words), trainer)
     named = set(named_specials.values())
     extra = [t for t in special_tokens if t not in named]
     tokenizer = PreTrainedTokenizerFast(
@@ -252,7 +267,7 @@ def _qwen_processor(family: str, image_processor: Any, tokenizer: Any) -> Any:
 def _build_qwen(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
     from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2VLConfig
 
-    tok = _train_tokenizer(_QWEN_SPECIALS, o.vocab_size, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok = _train_tokenizer(_QWEN_SPECIALS, o.vocab_size, o.extra_words, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
     text = _qwen_text_config(o, len(tok), tok)
     common = dict(
@@ -306,7 +321,7 @@ def _build_idefics3(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<end_of_utterance>",
                 "<fake_token_around_image>", "<image>", "<global-img>", *row_col]  # fmt: skip
     tok = _train_tokenizer(
-        specials, o.vocab_size, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+        specials, o.vocab_size, o.extra_words, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
         pad_token="<|im_end|>", unk_token="<|endoftext|>",
     )  # fmt: skip
     scale_factor = 2
@@ -365,7 +380,7 @@ def _build_llava_onevision(o: TinyVLMOptions) -> tuple[Any, Any]:
     from transformers.utils import is_torchvision_available
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
-    tok = _train_tokenizer(specials, o.vocab_size, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok = _train_tokenizer(specials, o.vocab_size, o.extra_words, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     side = o.image_size
     pinpoints = [[side, side], [side, 2 * side], [2 * side, side]]
     config = LlavaOnevisionConfig(
@@ -428,7 +443,9 @@ def _build_llava_onevision(o: TinyVLMOptions) -> tuple[Any, Any]:
 
 
 def _marker(family: str, seed: int, options: TinyVLMOptions) -> dict[str, Any]:
-    return {"builder_version": BUILDER_VERSION, "family": family, "seed": seed, "options": options.model_dump()}
+    # extra_words is left out while empty so folders built before the option existed stay valid.
+    dumped = options.model_dump(exclude={"extra_words"} if not options.extra_words else None, mode="json")
+    return {"builder_version": BUILDER_VERSION, "family": family, "seed": seed, "options": dumped}
 
 
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")

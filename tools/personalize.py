@@ -86,11 +86,9 @@ class MemoryConceptResolver:
     def __call__(self, name: str) -> ConceptQuery:
         concept = self.memory.get(name)  # UnknownConceptError with suggestions
         adapter: str | None = None
-        if self.bank is not None and len(self.bank):
-            if concept.adapter and concept.adapter in self.bank:
-                adapter = concept.adapter
-            elif concept.images:
-                adapter = self.bank.route(self.memory.concept_embedding(concept.name))
+        if self.bank is not None:
+            embedding = (lambda: self.memory.concept_embedding(concept.name)) if concept.images else None
+            adapter = self.bank.route_concept(concept.adapter, embedding)
         identity = concept.identity
         return ConceptQuery(
             name=concept.name,

@@ -34,3 +34,24 @@ def test_real_small_vlm_both_passes(d, make_context, photo, concept_factory, sma
     # both rounds' claims came from the real detector and were kept
     claims = [c for c in d.claim_ids(large.calls[0]).values()] + [c for c in d.claim_ids(large.calls[1]).values()]
     assert claims == ["bo", "bo"]
+
+
+def test_graph_routes_each_concept_to_its_meta_adapter(tmp_path, tiny_vlm_path, real_memory, make_context, d):
+    """With an adapter bank, personalize routes a concept to the adapter whose centroid is nearest to its
+    mean reference embedding (SLC's meta personalization), and the detection records that adapter."""
+    import numpy as np
+    from PIL import Image
+
+    from slc.agent.small_vlm import SmallVLM
+    from slc.testing import build_random_adapter_bank
+
+    real_memory.add("bo", [Image.new("RGB", (48, 40), (200, 40, 40))], description="a red toy", category="toy")
+    emb = real_memory.concept_embedding("bo")
+    # a0 points away from <bo>, a1 at it: routing must pick a1.
+    bank = build_random_adapter_bank(tiny_vlm_path("idefics3"), tmp_path / "bank", np.stack([-emb, emb]))
+    vlm = SmallVLM.from_pretrained(tiny_vlm_path("idefics3"), device="cpu", dtype="float32", bank=bank, max_new_tokens=8)
+    large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes.", ["bo"])])
+    photo = Image.new("RGB", (64, 48), (200, 40, 40))
+    res = ask(graph, "Is <bo> in this photo?", photo, context=make_context(real_memory, vlm, large, reflection_rounds=0))
+    assert [x.concept for x in res.final] == ["bo"]
+    assert vlm.loaded_adapters == ["a1"]  # only the routed adapter was ever loaded and used

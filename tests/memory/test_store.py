@@ -264,3 +264,14 @@ def test_fsck_removes_stray_files_and_records(memory, settings):
     memory.images.put(noise_image(6))  # a stray file
     assert memory.fsck() == 3
     assert _counts(memory) == (1, 1) and len(stored_files(settings)) == 1
+
+
+def test_close_releases_the_store_so_a_recreated_folder_starts_empty(settings, image_embedder, text_embedder):
+    import shutil
+
+    with ConceptMemory(settings, image_embedder=image_embedder, text_embedder=text_embedder) as mem:
+        mem.add("bo", [noise_image(1)])
+        assert [c.name for c in mem.list()] == ["bo"]
+    shutil.rmtree(settings.data_dir)
+    with ConceptMemory(settings, image_embedder=image_embedder, text_embedder=text_embedder) as fresh:
+        assert fresh.list() == []

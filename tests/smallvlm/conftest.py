@@ -18,6 +18,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from PIL import Image
 from transformers import LogitsProcessor
 
+from slc.testing.tiny_banks import build_random_adapter_bank
+
 FAMILIES = ("idefics3", "qwen2_5_vl")
 BANK_DIM = 8
 
@@ -34,27 +36,6 @@ def photos() -> list[Image.Image]:
     return [photo(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30))]
 
 
-def make_bank(model_path: Path, root: Path, centroids: np.ndarray, seed: int = 0) -> Any:
-    """A bank of random (non-zero B) LoRA adapters on the tiny model, one per centroid row: a0, a1, ..."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForImageTextToText
-
-    from slc.agent.adapters import AdapterBank
-
-    base = AutoModelForImageTextToText.from_pretrained(model_path)
-    bank = AdapterBank.create(root, base_model=str(model_path), embedder="test-embedder")
-    peft_model = None
-    for k, centroid in enumerate(centroids):
-        cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        torch.manual_seed(seed + k)
-        if peft_model is None:
-            peft_model = get_peft_model(base, cfg, adapter_name=f"a{k}")
-        else:
-            peft_model.add_adapter(f"a{k}", cfg)
-        bank.add_adapter(f"a{k}", peft_model, centroid, adapter_name=f"a{k}", concepts=[f"cluster{k}"], metrics={"acc": 0.5})
-    return bank
-
-
 @pytest.fixture(scope="session")
 def bank_for(tiny_vlm_path, tmp_path_factory):
     """Factory: ``bank_for(family)`` -> a 3-adapter bank with one-hot centroids e0, e1, e2 (built once)."""
@@ -62,7 +43,7 @@ def bank_for(tiny_vlm_path, tmp_path_factory):
 
     def get(family: str) -> Any:
         if family not in cache:
-            cache[family] = make_bank(tiny_vlm_path(family), tmp_path_factory.mktemp(f"bank-{family}"), np.eye(3, BANK_DIM))
+            cache[family] = build_random_adapter_bank(tiny_vlm_path(family), tmp_path_factory.mktemp(f"bank-{family}"), np.eye(3, BANK_DIM))
         return cache[family]
 
     return get

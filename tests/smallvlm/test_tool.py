@@ -17,7 +17,9 @@ from slc.agent.errors import UnknownConceptError
 from slc.agent.small_vlm import SmallVLM
 from slc.tools.personalize import MemoryConceptResolver, PersonalizeTool
 
-from .conftest import FakeToolCallingModel, make_bank, photo
+from slc.testing.tiny_banks import build_random_adapter_bank
+
+from .conftest import FakeToolCallingModel, photo
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def setup(embedders, tiny_vlm_path, tmp_path):
     memory.add("mochi", [photo((250, 250, 250)), photo((20, 20, 240), (90, 60))], description="a white cat", category="cat")
     centroids = np.stack([memory.concept_embedding("bo"), memory.concept_embedding("mochi"), -memory.concept_embedding("bo")])
     model_path = tiny_vlm_path("idefics3")
-    bank = make_bank(model_path, tmp_path / "bank", centroids)
+    bank = build_random_adapter_bank(model_path, tmp_path / "bank", centroids)
     vlm = SmallVLM.from_pretrained(model_path, device="cpu", bank=bank, max_new_tokens=8, min_yes_no_mass=0.0)
     query_photo = tmp_path / "query.png"
     photo((150, 90, 40), (96, 72)).save(query_photo)
