@@ -333,6 +333,10 @@ class SmallVLM:
         from slc.agent.settings import get_settings
 
         s = settings or get_settings()
+        if s.torch_threads:
+            import torch
+
+            torch.set_num_threads(s.torch_threads)
         model = s.small.model
         if model is None:
             from slc.testing import build_tiny_vlm
