@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from slc.graphs.context import Context
-from slc.graphs.sessions import TurnResult, prepare_input
+from slc.graphs.sessions import TURN_DURABILITY, TurnResult, prepare_input
 from slc.graphs.tracing import run_config
 
 
@@ -93,7 +93,7 @@ def run_turn(
     events: list[dict[str, Any]] = []
     values: dict[str, Any] = {}
     loop_backs = 0
-    for mode, chunk in graph.stream(inp, config=cfg, context=ctx, stream_mode=["updates", "values"]):
+    for mode, chunk in graph.stream(inp, config=cfg, context=ctx, stream_mode=["updates", "values"], durability=TURN_DURABILITY):
         if mode == "values":
             values = chunk
             continue
