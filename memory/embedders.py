@@ -156,7 +156,35 @@ class HFImageEmbedder:
             out = out.reshape(out.shape[0], -1, out.shape[-1]).mean(1)
         return out
 
+    def _target_side(self) -> int | None:
+        """The largest side the processor resizes to (None when it does not say)."""
+        sides = []
+        for attr in ("size", "crop_size"):
+            val = getattr(self.processor, attr, None)
+            if isinstance(val, (int, float)) and val:
+                sides.append(int(val))
+                continue
+            fields = val.items() if hasattr(val, "items") else vars(val).items() if hasattr(val, "__dict__") else ()
+            sides += [int(v) for k, v in fields if isinstance(v, (int, float)) and v and "pixels" not in k]
+        return max(sides) if sides else None
+
+    def _shrink(self, images: Sequence["Image.Image"]) -> list["Image.Image"]:
+        """Box-reduce photos far larger than the encoder's input (to >= 2x its side) before the processor.
+
+        Why: the processors resize full-size photos with a bicubic filter, which dominated registration
+        time for 512x384 photos into a 32-224 px encoder; an integer box reduction is several times faster
+        and already anti-aliased, so the processor's final resize sees nearly the same pixels."""
+        target = self._target_side()
+        if not target:
+            return list(images)
+        out = []
+        for im in images:
+            factor = min(im.size) // (2 * target)
+            out.append(im.reduce(factor) if factor >= 2 else im)
+        return out
+
     def _forward(self, images: Sequence["Image.Image"]) -> np.ndarray:
+        images = self._shrink(images)
         batch = [[im] for im in images] if self._nest_images else list(images)
         inputs = self.processor(images=batch, return_tensors="pt", **self.processor_kwargs)
         kwargs = {k: v.to(self.device) for k, v in inputs.items() if k in self._accepts and hasattr(v, "to")}
