@@ -132,7 +132,12 @@ class AdapterBank:
 
     @property
     def base_model(self) -> str:
-        return self.manifest.base_model
+        """The base checkpoint; a relative path is resolved against the bank folder (a bank that carries
+        its own fine-tuned base, e.g. ``base/``, can be moved as one folder)."""
+        ref = self.manifest.base_model
+        if ref and not Path(ref).is_absolute() and (self.root / ref).exists():
+            return str(self.root / ref)
+        return ref
 
     @property
     def dim(self) -> int | None:

@@ -338,6 +338,8 @@ class SmallVLM:
 
             torch.set_num_threads(s.torch_threads)
         model = s.small.model
+        if model is None and s.small.adapter_bank is not None:  # a bank names the base it was trained on
+            model = AdapterBank.load(s.small.adapter_bank).base_model or None
         if model is None:
             from slc.testing import build_tiny_vlm
 

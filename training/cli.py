@@ -1,0 +1,134 @@
+"""`slc train ...`: train a meta-concept adapter bank, and run the learning benchmark.
+
+Heavy imports (torch, transformers, peft, sklearn) happen inside the commands so ``slc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Meta-personalization training of the small VLM (adapter banks) and its benchmark.",
+                  no_args_is_help=True)
+
+
+def _embedder(spec: str, device: str):
+    if spec == "object-histogram":
+        from slc.cat.filter import ObjectHistogramEmbedder
+
+        return ObjectHistogramEmbedder(), "object-histogram"
+    from slc.memory.embedders import HFImageEmbedder
+
+    return HFImageEmbedder(spec, device=device), spec
+
+
+@app.command()
+def bank(
+    out: Path = typer.Option(..., "--out", "-o", help="Bank folder to write (manifest.json + adapters/ [+ base/])."),
+    data: Optional[Path] = typer.Option(None, help="A CaT dataset folder (`slc data generate`); else the concept world."),
+    world: int = typer.Option(1024, help="Concepts of the on-the-fly concept world (when no --data)."),
+    holdout: int = typer.Option(0, min=0, help="Leave the last N world concepts out of training."),
+    base_model: Optional[str] = typer.Option(None, help="Checkpoint to start from; default: a new tiny Idefics3."),
+    k: int = typer.Option(4, min=1, help="Meta-concepts (K-means clusters), one LoRA adapter each."),
+    meta_minutes: float = typer.Option(0.0, min=0, help="CPU-minutes of full fine-tuning before the adapters (0: none)."),
+    adapter_minutes: float = typer.Option(3.0, min=0.01, help="CPU-minutes for all adapters together."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Cap on optimizer steps per stage (whichever ends first)."),
+    lr: float = typer.Option(1e-3, help="Adapter learning rate (the meta stage uses 2x)."),
+    lora_r: int = typer.Option(16, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    embedder: str = typer.Option("object-histogram", help="Centroid embedder: object-histogram or an HF image encoder."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, help="Resume each stage from its latest checkpoint in --out."),
+) -> None:
+    """Train an adapter bank: (optional) full meta stage, K-means meta-concepts, one LoRA adapter per cluster."""
+    from slc.agent.loading import load_vlm, resolve_device_dtype
+    from slc.cat.world import make_world
+    from slc.training import data as D
+    from slc.training.bank import save_base, train_bank
+    from slc.training.metaconcepts import cluster_concepts, concept_embeddings
+    from slc.training.trainer import TrainConfig, prepare_model, train
+
+    dev, _ = resolve_device_dtype(device)
+    emb, emb_name = _embedder(embedder, str(dev))
+    save_every = None if steps is None else max(1, steps // 4)
+    if data is not None:
+        rows = D.dataset_examples(data, "train")
+        concepts = [json.loads(line) for line in (data / "concepts.jsonl").read_text().splitlines()]
+        train_names = sorted({e.concept for e in rows})
+        from PIL import Image
+
+        refs = {c["name"]: [Image.open(data / r).convert("RGB") for r in c["references"]]
+                for c in concepts if c["name"] in train_names}
+
+        def make_stream(names: list[str], s: int):
+            chosen = [e for e in rows if e.concept in set(names)]
+            return lambda start: D.cycle_examples(chosen, s, start)
+    else:
+        w = make_world(world, seed=seed)
+        names = [c.name for c in w]
+        train_names = names[: len(names) - holdout]
+        forbidden = [w.get(n).tree for n in names[len(train_names):]]
+        refs = D.reference_images(w, train_names, seed=seed)
+        plan = D.SamplingPlan(positives=4, easy=4, hard=8, seed=seed)
+
+        def make_stream(names: list[str], s: int):
+            return lambda start: D.stream_examples(
+                w, names, plan.model_copy(update={"seed": s}), mix=D.TaskMix(recognition=0.5, describe=0.45, detection=0.05),
+                seed=s, start_round=start, forbidden=forbidden, contrast=True, contrast_pool=train_names)
+
+    if base_model is None:
+        from slc.testing import build_tiny_vlm
+
+        base_model = str(build_tiny_vlm("idefics3", out / "init", seed=seed, extra_words=D.WORLD_WORDS))
+    if meta_minutes > 0:
+        model, processor = load_vlm(base_model, device=dev)
+        model.train()
+        mcfg = TrainConfig(output_dir=str(out / "runs" / "meta"), mode="full", budget_cpu_s=meta_minutes * 60,
+                           max_steps=steps, lr=2 * lr, batch_size=batch_size, seed=seed, save_steps=save_every)
+        res = train(prepare_model(model, mcfg), processor, make_stream(train_names, seed), mcfg, resume=resume, label="meta")
+        typer.echo(f"meta stage: {res.steps} steps, {res.cpu_s / 60:.2f} CPU-min, final loss {res.final_loss}")
+        base_model = str(save_base(model, processor, out / "base"))
+    metas = cluster_concepts(concept_embeddings(emb, refs), k, seed=seed, embedder=emb_name)
+    acfg = TrainConfig(output_dir=str(out / "runs"), mode="lora", budget_cpu_s=adapter_minutes * 60, max_steps=steps,
+                       lr=lr, batch_size=batch_size, seed=seed, lora_r=lora_r, lora_alpha=2 * lora_r,
+                       save_steps=save_every)
+    result, trained = train_bank(base_model, out, metas, make_stream, acfg, device=dev, resume=resume)
+    for name, r in trained.items():
+        typer.echo(f"{name}: {len(metas.members()[name])} concepts, {r.steps} steps, {r.cpu_s / 60:.2f} CPU-min")
+    typer.echo(f"bank written: {result.root} ({len(result)} adapters, base {result.base_model})")
+
+
+@app.command()
+def benchmark(
+    out: Path = typer.Option(Path("runs/learning"), "--out", "-o", help="Folder for models, banks, logs and results.json."),
+    meta_minutes: float = typer.Option(11.0, help="CPU-minutes of the meta (full fine-tuning) stage per variant (cap)."),
+    meta_steps: Optional[int] = typer.Option(None, help="Meta-stage steps for every variant (same sample count)."),
+    adapter_minutes: float = typer.Option(3.0, help="CPU-minutes of the adapter stage (shared by the K adapters)."),
+    k: str = typer.Option("1,4", help="K values to compare, comma-separated."),
+    variants: str = typer.Option("cat,easy", help="cat (easy+hard negatives) and/or easy (easy negatives only)."),
+    holdout: int = typer.Option(64, help="Unseen concepts evaluated (never drawn or described in training)."),
+    eval_every: float = typer.Option(60.0, help="Evaluate every N training CPU-seconds (the curve)."),
+    width: int = typer.Option(64, help="Text and vision width of the tiny model."),
+    layers: int = typer.Option(2, help="Text layers of the tiny model."),
+    parallel: bool = typer.Option(True, help="Run the variants as parallel processes."),
+    progress: bool = typer.Option(False, help="Progress bars and per-eval lines."),
+) -> None:
+    """The learning benchmark (no downloads): recognition of unseen concepts after N CPU-minutes of training."""
+    from slc.training.benchmark import LearningBenchmarkConfig, format_curve, format_table, run_benchmark
+
+    model = dict(text_hidden_size=width, text_layers=layers, text_heads=4, text_kv_heads=4 if width >= 128 else 2,
+                 vision_hidden_size=width, vision_layers=2, image_size=64, patch_size=8)
+    cfg = LearningBenchmarkConfig(
+        out_dir=str(out), base_budget_cpu_s=meta_minutes * 60, base_steps=meta_steps, adapter_budget_cpu_s=adapter_minutes * 60,
+        k_values=[int(x) for x in k.split(",") if x.strip()], variants=[v.strip() for v in variants.split(",")],
+        holdout=holdout, eval_every_cpu_s=eval_every, model=model, progress=progress,
+    )  # fmt: skip
+    results = run_benchmark(cfg, parallel=parallel)
+    typer.echo(format_table(results))
+    typer.echo("")
+    typer.echo(format_curve(results))
+    typer.echo(f"\nresults: {out / 'results.json'}")

@@ -1,0 +1,433 @@
+"""Training the small VLM on concept-world data with the Hugging Face Trainer (full or LoRA).
+
+Why the HF Trainer: users with GPUs get multi-GPU (torchrun / accelerate launch), DeepSpeed, bf16 and
+gradient checkpointing through :class:`transformers.TrainingArguments` without any code here changing;
+checkpoints and ``resume_from_checkpoint`` are the Trainer's own. What we add:
+
+- :class:`TrainConfig`, a small peft-style config (what to train, how long, schedule, LoRA shape);
+- a streaming dataset of rendered examples (:mod:`slc.training.data`), batched by task so short
+  recognition prompts are not padded to the length of a JSON detection example;
+- a CPU-time budget: ``budget_cpu_s`` stops training once the process has spent that much CPU time in
+  training steps (evaluation excluded), and the warmup+cosine schedule runs over the budget instead of
+  over steps, so a run of "N CPU-minutes" always anneals completely (the learning benchmark's clock);
+- recognition evaluation on held-out concepts during training (:class:`RecognitionEvaluator`), logged
+  as a curve of accuracy vs. CPU-minutes.
+
+Stages: ``mode="full"`` fine-tunes every weight (the meta "pretraining" stage from a random or weak
+base); ``mode="lora"`` trains a LoRA adapter on the language model's q/k/v/o/gate/up/down
+(:func:`slc.agent.loading.language_model_lora_targets`), optionally plus the connector
+(``lora_modules_to_save``), which is what the bank stores per meta-concept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from slc.training.data import Example
+
+
+class TrainConfig(BaseModel):
+    """How to train one model or adapter (a small config object, like peft's LoraConfig)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = Field(description="Checkpoints (checkpoint-N folders) and the final weights go here.")
+    mode: Literal["full", "lora"] = "lora"
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    budget_cpu_s: float | None = Field(default=None, gt=0, description="Stop after this much training CPU time.")
+    batch_size: int = Field(default=32, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    warmup: float = Field(default=0.05, ge=0, lt=1, description="Warmup as a fraction of steps or of the budget.")
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = Field(default=0.05, ge=0, le=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(default="auto", description="auto: bf16 on CUDA, fp32 on CPU.")
+    gradient_checkpointing: bool = False
+    save_steps: int | None = Field(default=None, ge=1, description="Checkpoint every N steps (None: only at the end).")
+    save_total_limit: int = Field(default=2, ge=1)
+    eval_every_cpu_s: float | None = Field(default=None, gt=0, description="Evaluate every N training CPU-seconds.")
+    eval_steps: int | None = Field(default=None, ge=1, description="...or every N steps.")
+    logging_steps: int = Field(default=50, ge=1)
+    progress: bool = True
+    log_evals: bool = True  # one JSON line per evaluation on stdout (the curve), even without progress bars
+    torch_threads: int | None = Field(default=None, ge=1)
+    # LoRA
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    lora_modules_to_save: list[str] = Field(default_factory=list, description="e.g. ['connector'] to train it fully.")
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.max_steps is None and self.budget_cpu_s is None:
+            raise ValueError("TrainConfig needs max_steps or budget_cpu_s (or both: whichever comes first)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------
+
+
+def task_batches(examples: Iterator["Example"], batch_size: int) -> Iterator["Example"]:
+    """Re-order a stream so each run of ``batch_size`` consecutive examples has one task (less padding)."""
+    pending: dict[str, list[Example]] = {}
+    for e in examples:
+        bucket = pending.setdefault(e.task, [])
+        bucket.append(e)
+        if len(bucket) == batch_size:
+            yield from bucket
+            pending[e.task] = []
+
+
+def make_stream_dataset(make_stream: Callable[[int], Iterator["Example"]], batch_size: int) -> Any:
+    """A torch IterableDataset over ``make_stream(start_round)`` (restarted per epoch/worker, deterministic)."""
+    from torch.utils.data import IterableDataset
+
+    class _Stream(IterableDataset):
+        start_round = 0
+
+        def __iter__(self) -> Iterator["Example"]:
+            return task_batches(make_stream(self.start_round), batch_size)
+
+    return _Stream()
+
+
+class ExampleCollator:
+    """Examples -> model inputs with labels on the answer tokens (right padding)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, examples: Sequence["Example"]) -> dict[str, Any]:
+        from slc.training.data import encode
+
+        return dict(encode(self.processor, examples))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation on held-out concepts
+# ----------------------------------------------------------------------------------------------------------
+
+
+class RecognitionScores(BaseModel):
+    """Recognition accuracy on a labelled set: positives, easy and hard negatives, and the weighted means.
+
+    ``weighted`` = (positive acc + negative acc) / 2 (balanced accuracy); ``weighted_easy`` and
+    ``weighted_hard`` use only easy or only hard negatives on the negative side.
+    """
+
+    n: int
+    positive: float
+    negative: float
+    easy: float | None
+    hard: float | None
+    weighted: float
+    weighted_easy: float | None
+    weighted_hard: float | None
+
+    @classmethod
+    def from_predictions(cls, predictions: Sequence[bool], examples: Sequence["Example"]) -> "RecognitionScores":
+        def acc(rows: list[bool]) -> float | None:
+            return sum(rows) / len(rows) if rows else None
+
+        pos = acc([p for p, e in zip(predictions, examples) if e.expected_present])
+        neg = acc([not p for p, e in zip(predictions, examples) if not e.expected_present])
+        easy = acc([not p for p, e in zip(predictions, examples) if e.difficulty == "easy"])
+        hard = acc([not p for p, e in zip(predictions, examples) if e.difficulty.startswith("hard")])
+        pos_, neg_ = pos or 0.0, neg or 0.0
+        return cls(
+            n=len(examples), positive=pos_, negative=neg_, easy=easy, hard=hard, weighted=(pos_ + neg_) / 2,
+            weighted_easy=None if easy is None else (pos_ + easy) / 2,
+            weighted_hard=None if hard is None else (pos_ + hard) / 2,
+        )
+
+
+class RecognitionEvaluator:
+    """Scores recognition examples by the Yes/No logits at the answer position (the runtime's rule)."""
+
+    def __init__(self, processor: Any, examples: Sequence["Example"], batch_size: int = 64) -> None:
+        from slc.agent.loading import yes_no_token_ids
+
+        self.processor = processor
+        self.examples = list(examples)
+        self.batch_size = batch_size
+        self.yes, self.no = yes_no_token_ids(processor)
+
+    def predict(self, model: Any) -> list[bool]:
+        import torch
+
+        from slc.training.data import encode
+
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+        preds: list[bool] = []
+        try:
+            with torch.inference_mode():
+                for i in range(0, len(self.examples), self.batch_size):
+                    chunk = self.examples[i : i + self.batch_size]
+                    batch = encode(self.processor, chunk, with_labels=False)
+                    batch = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
+                    logits = model(**batch).logits[:, -1, :].float()
+                    p_yes = torch.logsumexp(logits[:, self.yes], dim=-1)
+                    p_no = torch.logsumexp(logits[:, self.no], dim=-1)
+                    preds += (p_yes > p_no).tolist()
+        finally:
+            model.train(was_training)
+        return preds
+
+    def __call__(self, model: Any) -> RecognitionScores:
+        return RecognitionScores.from_predictions(self.predict(model), self.examples)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CPU clock, schedule, callbacks
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TrainClock:
+    """Process CPU time spent in training (evaluation time is subtracted by the callback)."""
+
+    def __init__(self) -> None:
+        self.start = time.process_time()
+        self.excluded = 0.0
+        self.wall_start = time.time()
+
+    @property
+    def cpu_s(self) -> float:
+        return time.process_time() - self.start - self.excluded
+
+    @property
+    def wall_s(self) -> float:
+        return time.time() - self.wall_start
+
+
+def _lr_lambda(cfg: TrainConfig, clock: TrainClock) -> Callable[[int], float]:
+    """Warmup then cosine (to ``min_lr_ratio``) over steps, or over the CPU budget when one is set."""
+
+    def progress(step: int) -> float:
+        if cfg.budget_cpu_s is not None:
+            frac = clock.cpu_s / cfg.budget_cpu_s
+            if cfg.max_steps:
+                frac = max(frac, step / cfg.max_steps)
+            return min(1.0, frac)
+        return min(1.0, step / max(1, cfg.max_steps or 1))
+
+    def fn(step: int) -> float:
+        p = progress(step)
+        if cfg.warmup and p < cfg.warmup:
+            return max(1e-3, p / cfg.warmup)
+        if cfg.scheduler == "constant":
+            return 1.0
+        q = (p - cfg.warmup) / max(1e-9, 1 - cfg.warmup)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * q))
+
+    return fn
+
+
+def _callbacks(cfg: TrainConfig, clock: TrainClock, evaluator: RecognitionEvaluator | None, curve: list[dict[str, Any]],
+               label: str) -> list[Any]:
+    from transformers import TrainerCallback
+
+    class BudgetAndEval(TrainerCallback):
+        next_eval = cfg.eval_every_cpu_s
+
+        def _evaluate(self, state: Any, model: Any) -> None:
+            t0 = time.process_time()
+            scores = evaluator(model)  # type: ignore[misc]
+            clock.excluded += time.process_time() - t0
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            point = {"run": label, "step": state.global_step, "cpu_min": round(clock.cpu_s / 60, 3),
+                     "wall_min": round(clock.wall_s / 60, 3), "train_loss": loss, **scores.model_dump()}
+            curve.append(point)
+            state.log_history.append({f"eval_{k}": v for k, v in point.items() if isinstance(v, (int, float))})
+            if cfg.progress or cfg.log_evals:
+                print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in point.items()}), flush=True)
+
+        bar_owner: Any = None  # the Trainer's ProgressCallback, whose bar total we estimate from the budget
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
+            over = cfg.budget_cpu_s is not None and clock.cpu_s >= cfg.budget_cpu_s
+            bar = getattr(self.bar_owner, "training_bar", None)
+            if bar is not None and cfg.budget_cpu_s and state.global_step % 10 == 0 and clock.cpu_s > 0:
+                estimate = int(state.global_step * cfg.budget_cpu_s / clock.cpu_s)
+                bar.total = min(cfg.max_steps or estimate, estimate)
+                bar.refresh()
+            if over:
+                control.should_training_stop = True
+                control.should_save = True
+            if evaluator is not None and model is not None:
+                due = (cfg.eval_steps and state.global_step % cfg.eval_steps == 0) or (
+                    self.next_eval is not None and clock.cpu_s >= self.next_eval
+                )
+                if due and not over:
+                    while self.next_eval is not None and clock.cpu_s >= self.next_eval:
+                        self.next_eval += cfg.eval_every_cpu_s  # type: ignore[operator]
+                    self._evaluate(state, model)
+            return control
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
+            if evaluator is not None and model is not None and (not curve or curve[-1]["step"] != state.global_step):
+                self._evaluate(state, model)
+            return control
+
+    return [BudgetAndEval()]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The training entry point
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TrainResult(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    output_dir: str
+    steps: int
+    cpu_s: float
+    wall_s: float
+    final_loss: float | None
+    curve: list[dict[str, Any]]
+    model: Any = Field(default=None, exclude=True, description="The trained model (PeftModel in lora mode).")
+
+
+def prepare_model(model: Any, cfg: TrainConfig, adapter_name: str = "default") -> Any:
+    """Make the right parameters trainable: everything (full) or a fresh LoRA on the language model."""
+    if cfg.mode == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    from slc.agent.loading import language_model_lora_targets
+
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=language_model_lora_targets(model),
+        modules_to_save=list(cfg.lora_modules_to_save) or None, bias="none",
+    )  # fmt: skip
+    return get_peft_model(model, lora, adapter_name=adapter_name)
+
+
+def _latest_checkpoint(output_dir: str) -> tuple[str | None, int]:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not Path(output_dir).is_dir():
+        return None, 0
+    last = get_last_checkpoint(output_dir)
+    if last is None:
+        return None, 0
+    state = json.loads((Path(last) / "trainer_state.json").read_text())
+    return last, int(state.get("global_step", 0))
+
+
+def train(
+    model: Any,
+    processor: Any,
+    make_stream: Callable[[int], Iterator["Example"]],
+    cfg: TrainConfig,
+    *,
+    evaluator: RecognitionEvaluator | None = None,
+    resume: bool | str = False,
+    label: str = "train",
+) -> TrainResult:
+    """Train ``model`` (already prepared with :func:`prepare_model`) on the stream; returns metrics + curve.
+
+    ``make_stream(start_round)`` builds the example stream; on resume it is restarted at the resumed
+    step (so no example is repeated and none is re-rendered just to be skipped). ``resume``: True picks
+    the latest ``checkpoint-*`` in ``output_dir``, a string names one.
+    """
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    set_seed(cfg.seed)
+    device = next(model.parameters()).device
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    use_fp16 = cfg.precision == "fp16"
+    checkpoint, resumed_step = (None, 0)
+    if resume:
+        checkpoint, resumed_step = _latest_checkpoint(cfg.output_dir) if resume is True else (str(resume), 0)
+        if checkpoint and resume is not True:
+            resumed_step = int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+    dataset = make_stream_dataset(make_stream, cfg.batch_size)
+    dataset.start_round = resumed_step  # rounds are cheap to skip: a fresh seed stream per resumed step
+    clock = TrainClock()
+    curve: list[dict[str, Any]] = []
+    args = TrainingArguments(
+        output_dir=cfg.output_dir,
+        max_steps=cfg.max_steps or 10**9,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        adam_beta2=0.98,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        bf16=use_bf16,
+        fp16=use_fp16,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        ignore_data_skip=True,
+        report_to=[],
+        disable_tqdm=not cfg.progress,
+        use_cpu=device.type == "cpu",
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98),
+    )  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, clock))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=ExampleCollator(processor),
+        optimizers=(optimizer, scheduler),
+        callbacks=_callbacks(cfg, clock, evaluator, curve, label),
+    )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    if not cfg.progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+    else:
+        owner = next((c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None)
+        for c in trainer.callback_handler.callbacks:
+            if hasattr(c, "bar_owner"):
+                c.bar_owner = owner
+    out = trainer.train(resume_from_checkpoint=checkpoint)
+    if cfg.save_steps:
+        trainer.save_model(cfg.output_dir)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return TrainResult(
+        output_dir=cfg.output_dir, steps=int(out.global_step), cpu_s=round(clock.cpu_s, 2),
+        wall_s=round(clock.wall_s, 2), final_loss=losses[-1] if losses else None, curve=curve, model=model,
+    )
+
+
+__all__ = [
+    "ExampleCollator", "RecognitionEvaluator", "RecognitionScores", "TrainClock", "TrainConfig", "TrainResult",
+    "make_stream_dataset", "prepare_model", "task_batches", "train",
+]
