@@ -19,20 +19,15 @@ import base64
 import contextlib
 import io
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from slc.agent.processes import console_script, free_port, stop_process, wait_healthy
 from slc.agent.errors import LargeVLMUnavailableError, MissingAPIKeyError, SLCError
 from slc.agent.settings import LargeVLMSettings, Settings
 
@@ -189,17 +184,8 @@ def image_part(image: Image.Image, max_side: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _transformers_cli() -> list[str]:
-    beside = Path(sys.executable).with_name("transformers")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("transformers")
+    found = console_script("transformers")
     if found:
         return [found]
     raise SLCError("The `transformers` CLI is not installed: pip install 'slc-agent[serving]'.")
@@ -229,30 +215,15 @@ def serve_local(
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{host}:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                out = log.read().decode(errors="replace")
-                raise LargeVLMUnavailableError(f"`transformers serve` exited with {proc.returncode}:\n{out[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise LargeVLMUnavailableError(f"`transformers serve` did not answer at {base} in {startup_timeout_s}s")
-            time.sleep(0.3)
+        try:
+            wait_healthy(f"{base}/health", proc, startup_timeout_s, what="`transformers serve`", poll_s=0.3)
+        except SLCError as exc:
+            log.seek(0)
+            out = log.read().decode(errors="replace")
+            raise LargeVLMUnavailableError(f"{exc}:\n{out[-4000:]}") from None
         yield f"{base}/v1"
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
 
 

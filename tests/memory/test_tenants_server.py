@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from slc.agent.errors import MemoryUnavailableError, UnknownConceptError
+from slc.agent.processes import free_port
 from slc.memory.store import ConceptMemory
 
 from .conftest import noise_image
@@ -49,41 +45,12 @@ def test_tenants_are_isolated_embedded(settings, image_embedder, text_embedder):
     _check_isolation(alice, bob)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
-    exe = shutil.which("chroma")
-    if exe is None:
-        pytest.skip("the chroma CLI is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "chroma run exited"
-            assert time.time() < deadline, "chroma run did not become healthy"
-            time.sleep(0.2)
+    from slc.agent.processes import chroma_server as serve
+
+    with serve(tmp_path / "server-db") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.integration
@@ -104,7 +71,7 @@ def test_server_mode_full_api_and_tenants(chroma_server, monkeypatch, image_embe
 
 
 def test_unreachable_server_is_a_clear_error(monkeypatch, image_embedder, text_embedder):
-    monkeypatch.setenv("SLC_CHROMA__URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("SLC_CHROMA__URL", f"http://127.0.0.1:{free_port()}")
     from slc.agent.settings import Settings
 
     with pytest.raises(MemoryUnavailableError, match="Cannot reach concept memory"):

@@ -10,7 +10,6 @@ a prompt injection) can be injected at a chosen turn; it is used only for fault 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,11 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from slc.agent.processes import free_port
 
 
 class ControlServer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -151,29 +150,15 @@ def test_sigkill_during_registration_leaves_memory_consistent(env, h):
 
 
 def _start_chroma(path, port):
-    exe = shutil.which("chroma") or str(__import__("pathlib").Path(sys.executable).with_name("chroma"))
-    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import urllib.request
+    from slc.agent.processes import start_chroma
 
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            return proc
-        except OSError:
-            assert proc.poll() is None, "chroma run exited"
-            assert time.time() < deadline, "chroma run did not start"
-            time.sleep(0.2)
+    return start_chroma(path, port)
 
 
 def _stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
+    from slc.agent.processes import stop_process
+
+    stop_process(proc, timeout_s=15)
 
 
 def test_chroma_server_restart_mid_run_reconnects(env, h, monkeypatch, tmp_path):
