@@ -10,6 +10,9 @@ from typing import Optional
 
 import typer
 
+#: Modes that read concept memory (their concepts are imported first unless --no-import-concepts).
+MEMORY_MODES = ("small", "slc-noreflect", "slc")
+
 app = typer.Typer(
     help="Evaluate modes on the field's benchmarks (Yo'LLaVA, RAP, MyVLM, MC-LLaVA, SLC's copies).",
     add_completion=False,
@@ -40,11 +43,18 @@ def eval_(
     cache: Optional[Path] = typer.Option(
         None, "--cache", help="SQLite cache of LangChain model calls (default <out>/llm-cache.sqlite); "
         "'none' disables."),
+    import_concepts: bool = typer.Option(
+        True, "--import-concepts/--no-import-concepts",
+        help="Before memory-using modes (small, slc-noreflect, slc) run, register the benchmark's concepts "
+        "from --root (train reference images + descriptions) in the eval tenant; idempotent."),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", help="Concept-memory tenant of the eval (default eval-<benchmark>, never your own)."),
     list_: bool = typer.Option(False, "--list", help="List benchmarks and modes, then exit."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run MODEs on BENCHMARK; results resume from <out>/<benchmark>/results.jsonl."""
     from slc.agent.settings import get_settings
+    from slc.evals.concepts import eval_tenant, import_benchmark_concepts
     from slc.evals.datasets import BENCHMARKS, load_benchmark
     from slc.evals.metrics import BASELINES_FOR_TASK, TRIVIAL_BASELINES
     from slc.evals.modes import MODES, ModeContext, resolve_mode
@@ -81,7 +91,14 @@ def eval_(
     if not mode:
         tasks = {it.task for it in loaded.items}
         mode = [m for m in TRIVIAL_BASELINES if any(m in BASELINES_FOR_TASK.get(t, ()) for t in tasks)]
+    settings = settings.model_copy(update={"tenant": tenant or eval_tenant(benchmark)})
     ctx = ModeContext(root=root, seed=seed, settings=settings)
+    if import_concepts and any(m in MEMORY_MODES for m in mode):
+        dirs = [annotations if annotations.is_dir() else annotations.parent] if annotations else []
+        imported = import_benchmark_concepts(ctx.get_memory(), benchmark, root, [*dirs, *search])
+        typer.echo(imported.summary())
+        for w in imported.warnings[:5]:
+            typer.echo(f"note: {w}")
     try:
         predictors = [resolve_mode(m, ctx) for m in mode]
     except (KeyError, ImportError, AttributeError) as exc:

@@ -35,7 +35,8 @@ class Usage(BaseModel):
     cache_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    small_vlm_calls: int = Field(default=0, description="Local small-VLM forward passes, when a mode reports them.")
+    small_vlm_calls: int = Field(default=0, description="Local small-VLM model passes (one batched scoring forward "
+                                 "or one generate() each), counted by :func:`instrument_small_vlm`.")
     wall_s: float = 0.0
 
 
@@ -65,15 +66,21 @@ class _Tally:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cached_output_tokens: int = 0
+    small_vlm_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def usage(self, wall_s: float) -> Usage:
         return Usage(model_calls=self.llm_calls - self.cache_hits, cache_hits=self.cache_hits,
                      input_tokens=max(0, self.input_tokens - self.cached_input_tokens),
-                     output_tokens=max(0, self.output_tokens - self.cached_output_tokens), wall_s=wall_s)
+                     output_tokens=max(0, self.output_tokens - self.cached_output_tokens),
+                     small_vlm_calls=self.small_vlm_calls, wall_s=wall_s)
 
 
 _CURRENT: ContextVar[_Tally | None] = ContextVar("slc_eval_tally", default=None)
+#: Set by :func:`measure` to :data:`USAGE_CALLBACK`; registered as a LangChain configure hook, so EVERY
+#: LangChain run started inside the block gets the callback, including the large-VLM calls that a graph
+#: makes deep inside its nodes with configs the harness never sees (slc.graphs.sessions.ask builds its own).
+_HOOK: ContextVar[Any] = ContextVar("slc_eval_usage_hook", default=None)
 
 
 def _tokens_of(generation: Any) -> tuple[int, int]:
@@ -102,6 +109,38 @@ class UsageCallback(BaseCallbackHandler):
             tally.llm_calls += 1
             tally.input_tokens += tin
             tally.output_tokens += tout
+
+
+USAGE_CALLBACK = UsageCallback()
+# Handlers from the hook are deduplicated by identity, so passing USAGE_CALLBACK explicitly too is harmless.
+from langchain_core.tracers.context import register_configure_hook  # noqa: E402
+
+register_configure_hook(_HOOK, inheritable=True)
+
+
+def instrument_small_vlm(vlm: Any) -> Any:
+    """Count ``vlm``'s model passes into the current item's tally (idempotent; returns ``vlm``).
+
+    Why wrap the two private pass methods of :class:`slc.agent.small_vlm.SmallVLM` on the instance: every
+    detection, scan and graph node ends in one of them, so the count is what the GPU did, whoever called.
+    """
+    if getattr(vlm, "_slc_eval_counted", False):
+        return vlm
+    for attr in ("_last_logits", "_generate"):
+        inner = getattr(vlm, attr, None)
+        if inner is None:
+            continue
+
+        def counted(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+            tally = _CURRENT.get()
+            if tally is not None:
+                with tally.lock:
+                    tally.small_vlm_calls += 1
+            return _inner(*args, **kwargs)
+
+        setattr(vlm, attr, counted)
+    vlm._slc_eval_counted = True
+    return vlm
 
 
 class CountingCache(BaseCache):
@@ -169,12 +208,14 @@ def disable_llm_cache() -> None:
 
 @contextlib.contextmanager
 def measure() -> Iterator[_Tally]:
-    """Collect the LangChain calls made inside the block (pass ``UsageCallback()`` in the run's callbacks)."""
+    """Collect the LangChain model calls (and instrumented small-VLM passes) made inside the block."""
     tally = _Tally()
     token = _CURRENT.set(tally)
+    hook = _HOOK.set(USAGE_CALLBACK)
     try:
         yield tally
     finally:
+        _HOOK.reset(hook)
         _CURRENT.reset(token)
 
 
@@ -269,7 +310,7 @@ class ChatModelPredictor:
         messages = self.messages(item)
         start = time.perf_counter()
         with measure() as tally:
-            reply = call_large_vlm(self.model, messages, config={"callbacks": [UsageCallback()]})
+            reply = call_large_vlm(self.model, messages, config={"callbacks": [USAGE_CALLBACK]})
         text = str(reply.text) if hasattr(reply, "text") else str(reply.content)
         return Prediction(reply=text, usage=tally.usage(time.perf_counter() - start),
                           meta={"prompt_version": prompts.EVAL_PROMPT_VERSION})

@@ -38,6 +38,7 @@ class SummaryRow(BaseModel):
     errors: int = 0
     baseline: bool = False
     calls_per_item: float = 0.0
+    small_calls_per_item: float = 0.0
     tokens_per_item: float = 0.0
     cache_hits: int = 0
     wall_s_per_item: float = 0.0
@@ -86,6 +87,7 @@ def summarize(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], 
             benchmark=benchmark, mode=mode, variant=variant, task=task, n=n, metrics=metrics,
             unparsed=unparsed - sum(1 for _, r in pairs if r.error), errors=sum(1 for _, r in pairs if r.error),
             calls_per_item=sum(r.usage.model_calls for _, r in pairs) / n,
+            small_calls_per_item=sum(r.usage.small_vlm_calls for _, r in pairs) / n,
             tokens_per_item=sum(r.usage.input_tokens + r.usage.output_tokens for _, r in pairs) / n,
             cache_hits=sum(r.usage.cache_hits for _, r in pairs),
             wall_s_per_item=sum(r.usage.wall_s for _, r in pairs) / n,
@@ -113,13 +115,14 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
         for k in r.metrics:
             if k not in metric_names:
                 metric_names.append(k)
-    head = ["mode", "variant", "n", *metric_names, "unparsed", "errors", "calls/item", "tokens/item", "cache hits",
-            "s/item"]
+    head = ["mode", "variant", "n", *metric_names, "unparsed", "errors", "calls/item", "small calls/item",
+            "tokens/item", "cache hits", "s/item"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r.task, r.baseline, r.variant, r.mode)):
         cells = [r.mode, r.variant, str(r.n), *[_fmt(r.metrics.get(k)) for k in metric_names], str(r.unparsed),
                  str(r.errors)]
-        cells += ["-"] * 4 if r.baseline else [f"{r.calls_per_item:.2f}", f"{r.tokens_per_item:.1f}",
+        cells += ["-"] * 5 if r.baseline else [f"{r.calls_per_item:.2f}", f"{r.small_calls_per_item:.2f}",
+                                              f"{r.tokens_per_item:.1f}",
                                               str(r.cache_hits), f"{r.wall_s_per_item:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -69,6 +69,10 @@ class Context:
 
     tenant: str | None = None
     reflection_rounds: int | None = None
+    #: False skips the reflect node entirely (personalize -> reason): the small VLM's claims reach the
+    #: answerer unverified. ``reflection_rounds=0`` is different: it still verifies once, it only never
+    #: loops back. The evals' "slc-noreflect" mode uses this to measure what verification buys.
+    reflect: bool = True
     redact_images: bool | None = None
     max_history_messages: int | None = None
     settings: Settings | None = None

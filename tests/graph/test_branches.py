@@ -117,6 +117,24 @@ def test_zero_rounds_never_loops(d, make_context, photo, bo):
     assert res.large_vlm_calls == 2 and len(det.calls) == 1 and "loop_bound_reached:round0" in res.flags
 
 
+def test_reflect_off_skips_verification(d, make_context, photo, bo):
+    """Context(reflect=False): personalize -> reason, one large call, claims reach the answer unverified."""
+    det = d.Detector({("bo", 0): "present"})
+    large = d.Large([d.answer("Yes.", ["bo"])])  # a verify call would find no scripted reply and fail
+    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), det, large, reflect=False)
+    res = ask(module_graph, "Is <bo> here?", photo, context=ctx)
+    assert res.large_vlm_calls == 1 == len(large.calls) and len(det.calls) == 1 and res.verdicts == []
+    (f,) = res.final
+    assert (f.present, f.verified) == ("true", False)
+    assert _has_image(large.calls[0]) and '"verified": false' in large.calls[0][0].content
+    # the same switch from a plain dict (LangGraph Server passes JSON)
+    large2 = d.Large([d.answer("Yes.", ["bo"])])
+    ctx2 = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large2)
+    out = module_graph.invoke({"question": "Is <bo> here?", "image": photo},
+                              context={"reflect": False, "services": ctx2.services})
+    assert out["large_vlm_calls"] == 1 and out["verdicts"] == []
+
+
 def test_asked_concept_called_absent_is_rechecked(d, make_context, photo, bo):
     """Beyond SLC: a false negative about a concept the question names gets a second chance."""
     det = d.Detector({("bo", 0): "absent", ("bo", 1): "present"})
