@@ -48,7 +48,10 @@ TINY_CLIP_DIRNAME = "tiny-clip"
 
 @runtime_checkable
 class ImageEmbedder(Protocol):
-    """Turns RGB images into L2-normalized float32 vectors of size ``dim``."""
+    """Turns RGB images into L2-normalized float32 vectors of size ``dim``.
+
+    An embedder may also have ``input_side`` (int | None): the image side it needs at most; the memory
+    then decodes reference JPEGs no larger than that (optional, read with getattr)."""
 
     dim: int
 
@@ -167,6 +170,13 @@ class HFImageEmbedder:
             fields = val.items() if hasattr(val, "items") else vars(val).items() if hasattr(val, "__dict__") else ()
             sides += [int(v) for k, v in fields if isinstance(v, (int, float)) and v and "pixels" not in k]
         return max(sides) if sides else None
+
+    @property
+    def input_side(self) -> int | None:
+        """The smallest image side this encoder gets full quality from (2x its processor's side), so
+        callers that decode photos themselves may decode them no larger (see ImageStore.prepare)."""
+        target = self._target_side()
+        return 2 * target if target else None
 
     def _shrink(self, images: Sequence["Image.Image"]) -> list["Image.Image"]:
         """Box-reduce photos far larger than the encoder's input (to >= 2x its side) before the processor.

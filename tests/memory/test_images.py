@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,7 +130,7 @@ def test_image_store_content_addressed_atomic_dedup(tmp_path):
     assert path.is_file() and ref.path == str(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == ref.sha256
     assert (ref.width, ref.height) == (48, 40)
-    again = store.put(image_bytes(noise_image(7)))  # same pixels via another route -> same file
+    again = store.put(noise_image(7))  # the same picture again -> the same file
     assert again.sha256 == ref.sha256 and list(store) == [ref.sha256]
     assert not list((tmp_path / "imgs").rglob(".tmp-*"))
     assert store.exists(ref.sha256) and store.delete(ref.sha256) and not store.exists(ref.sha256)
@@ -157,3 +159,89 @@ def test_image_store_downsizes_huge_photos(tmp_path):
     store = ImageStore(tmp_path / "imgs", max_side=64)
     ref = store.put(noise_image(8, (300, 150)))
     assert (ref.width, ref.height) == (64, 32)
+
+
+def _gps_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # camera make
+    exif[0xA431] = "SERIAL-12345"  # body serial number
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS position
+    return exif
+
+
+def test_store_keeps_original_jpeg_bytes_without_metadata(tmp_path):
+    """A photo that needs no change is stored as the user's own JPEG stream (no re-encode, no quality
+    loss) with EXIF (GPS, serial), comments and XMP removed; the same file via path or bytes is one file."""
+    img = noise_image(11, (64, 48))
+    src = tmp_path / "me.jpg"
+    img.save(src, format="JPEG", quality=80, exif=_gps_exif(), comment=b"at home, Main St 5")
+    data = src.read_bytes()
+    assert b"SERIAL-12345" in data and b"Main St" in data
+    store = ImageStore(tmp_path / "imgs")
+    ref = store.put(src)
+    stored = Path(ref.path).read_bytes()
+    assert ref.path.endswith(".jpg") and hashlib.sha256(stored).hexdigest() == ref.sha256
+    assert b"SERIAL-12345" not in stored and b"Main St" not in stored and b"Exif" not in stored
+    assert not Image.open(io.BytesIO(stored)).getexif()
+    # the compressed image data is the user's own: decoding gives exactly the original file's pixels
+    assert np.array_equal(np.asarray(store.open(ref.sha256)), np.asarray(Image.open(src).convert("RGB")))
+    assert stored.endswith(data[data.index(b"\xff\xda"):])
+    assert store.put(data).sha256 == ref.sha256 and list(store) == [ref.sha256]
+
+
+def test_store_keeps_original_png_bytes_without_text_chunks(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Location", "Main St 5")
+    src = tmp_path / "me.png"
+    noise_image(12).save(src, format="PNG", pnginfo=info)
+    store = ImageStore(tmp_path / "imgs")
+    ref = store.put(src)
+    stored = Path(ref.path).read_bytes()
+    assert ref.path.endswith(".png") and b"Main St" not in stored and b"tEXt" not in stored
+    assert np.array_equal(np.asarray(store.open(ref.sha256)), np.asarray(noise_image(12)))
+
+
+@pytest.mark.parametrize("case", ["rotated", "rgba", "trailing-image", "cmyk"])
+def test_store_reencodes_files_that_need_normalizing(tmp_path, case):
+    """Files whose stored form must differ from the original (orientation, transparency, colour model) or
+    whose layout is not one plain JPEG (a phone's trailing depth/MPO image) are re-encoded, metadata-free."""
+    img = noise_image(13, (40, 20))
+    src = tmp_path / "x"
+    if case == "rotated":
+        exif = _gps_exif()
+        exif[0x0112] = 6
+        img.save(src, format="JPEG", exif=exif)
+    elif case == "rgba":
+        img.convert("RGBA").save(src, format="PNG")
+    elif case == "cmyk":
+        img.convert("CMYK").save(src, format="JPEG")
+    else:
+        src.write_bytes(image_bytes(img, "JPEG") + image_bytes(noise_image(14), "JPEG", exif=_gps_exif()))
+    store = ImageStore(tmp_path / "imgs")
+    ref = store.put(src)
+    stored = Path(ref.path).read_bytes()
+    assert stored != src.read_bytes() and b"SERIAL-12345" not in stored
+    assert hashlib.sha256(stored).hexdigest() == ref.sha256
+    assert (ref.width, ref.height) == ((20, 40) if case == "rotated" else (40, 20))
+
+
+def test_prepare_decodes_jpeg_at_reduced_scale_but_stores_the_whole_file(tmp_path):
+    """With ``decode_side`` (an encoder's input size) a plain JPEG is decoded at a reduced DCT scale for
+    the encoder while the stored file, its digest and recorded size are the full original."""
+    from slc.memory.images import stored_size
+
+    src = tmp_path / "big.jpg"
+    noise_image(15, (400, 320)).save(src, format="JPEG", quality=90)
+    store = ImageStore(tmp_path / "imgs")
+    small, data, sha = store.prepare(src, decode_side=64)
+    full, data_full, sha_full = store.prepare(src)
+    assert small.size == (100, 80) and full.size == (400, 320)  # 1/4 scale keeps both sides >= 64
+    assert data == data_full and sha == sha_full and stored_size(small) == (400, 320)
+    ref = store.write(data, sha, stored_size(small))
+    assert (ref.width, ref.height) == (400, 320) and store.open(sha).size == (400, 320)
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(src.read_bytes()[:-200])
+    with pytest.raises(InvalidImageError, match="truncated|corrupt"):
+        store.prepare(truncated, decode_side=64)  # a reduced-scale decode still reads every byte
