@@ -7,8 +7,7 @@ are re-exported lazily here so ``import slc.cat`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from slc.agent.lazy import lazy_exports
 
 _EXPORTS = {
     "Attribute": "tree", "ConceptTree": "tree", "tree_from_description": "tree",
@@ -24,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"slc.cat.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'slc.cat' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {name: f"slc.cat.{module}" for name, module in _EXPORTS.items()})

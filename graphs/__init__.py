@@ -8,7 +8,7 @@ Entry points (resolved lazily so ``import slc.graphs`` stays cheap): ``graph`` /
 
 from __future__ import annotations
 
-from typing import Any
+from slc.agent.lazy import lazy_exports
 
 _EXPORTS = {
     "graph": "slc.graphs.slc",
@@ -29,9 +29,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'slc.graphs' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

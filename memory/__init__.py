@@ -9,7 +9,7 @@ Names resolve lazily so ``import slc.memory`` stays cheap.
 
 from __future__ import annotations
 
-from typing import Any
+from slc.agent.lazy import lazy_exports
 
 _EXPORTS = {
     "ConceptMemory": "slc.memory.store",
@@ -31,9 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'slc.memory' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

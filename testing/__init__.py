@@ -7,22 +7,14 @@ that loads back through the same Auto classes users use with real checkpoints.
 
 from __future__ import annotations
 
-from typing import Any
+from slc.agent.lazy import lazy_exports
 
-__all__ = ["build_tiny_vlm", "build_tiny_clip", "build_random_adapter_bank", "TINY_VLM_FAMILIES"]
+_EXPORTS = {
+    "build_tiny_vlm": "slc.testing.tiny_vlms",
+    "TINY_VLM_FAMILIES": "slc.testing.tiny_vlms",
+    "build_tiny_clip": "slc.testing.tiny_encoders",
+    "build_random_adapter_bank": "slc.testing.tiny_banks",
+}
+__all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:  # lazy: importing slc.testing must not import torch
-    if name in ("build_tiny_vlm", "TINY_VLM_FAMILIES"):
-        from slc.testing import tiny_vlms
-
-        return getattr(tiny_vlms, name)
-    if name == "build_tiny_clip":
-        from slc.testing import tiny_encoders
-
-        return tiny_encoders.build_tiny_clip
-    if name == "build_random_adapter_bank":
-        from slc.testing import tiny_banks
-
-        return tiny_banks.build_random_adapter_bank
-    raise AttributeError(f"module 'slc.testing' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # importing slc.testing must not import torch

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from slc.agent.lazy import lazy_exports
 
 __all__ = ["PersonalizeTool", "make_answer_tool", "make_memory_tools"]
 
@@ -18,9 +18,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:  # lazy: importing slc.tools must not load torch or chromadb
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'slc.tools' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)
