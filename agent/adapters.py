@@ -42,7 +42,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
@@ -85,6 +85,9 @@ class BankManifest(BaseModel):
     format_version: int = FORMAT_VERSION
     base_model: str = Field(description="Id or path of the checkpoint the adapters were trained on.")
     embedder: str | None = Field(default=None, description="Image encoder id/path that produced the centroids.")
+    recognition: Literal["yes_no", "describe"] = Field(default="yes_no", description=(
+        "How the adapters were trained to answer recognition (SmallVLM uses the same protocol): 'yes_no' = "
+        "the concept question -> Yes/No; 'describe' = the model first describes the image, then answers."))
     adapters: list[AdapterEntry] = Field(default_factory=list)
 
 
@@ -207,7 +210,8 @@ class AdapterBank:
 
     @classmethod
     def create(
-        cls, root: str | os.PathLike[str], *, base_model: str, embedder: str | None = None, exist_ok: bool = False
+        cls, root: str | os.PathLike[str], *, base_model: str, embedder: str | None = None, exist_ok: bool = False,
+        recognition: Literal["yes_no", "describe"] = "yes_no",
     ) -> "AdapterBank":
         """Start an empty bank in ``root`` (refuses a folder that already holds a manifest unless ``exist_ok``)."""
         folder = Path(root).expanduser()
@@ -216,7 +220,7 @@ class AdapterBank:
                 raise AdapterBankError(f"{folder} already holds an adapter bank; open it with AdapterBank.load")
             return cls.load(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        bank = cls(folder, BankManifest(base_model=str(base_model), embedder=embedder))
+        bank = cls(folder, BankManifest(base_model=str(base_model), embedder=embedder, recognition=recognition))
         bank.save()
         return bank
 

@@ -337,24 +337,38 @@ def _as_image_list(images: Any) -> list[Image]:
 
 
 def chat_messages(
-    n_images: int, text: str, *, system: str | None = None, answer: str | None = None
+    n_images: int,
+    text: str,
+    *,
+    system: str | None = None,
+    answer: str | None = None,
+    history: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
-    """The family-agnostic conversation: images first, then the text, in one user turn."""
+    """The family-agnostic conversation: images first, then the text, in one user turn.
+
+    ``history``: earlier (user text, assistant reply) turns; the images then go with the FIRST user turn
+    (e.g. the describe-then-decide protocol: "Describe the main object" -> the model's own description,
+    then the concept question), so every turn after it sees them.
+    """
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
-    content.append({"type": "text", "text": text})
-    messages.append({"role": "user", "content": content})
-    if answer is not None:
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    turns = [*history, (text, answer)]
+    for i, (user, reply) in enumerate(turns):
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)] if i == 0 else []
+        content.append({"type": "text", "text": user})
+        messages.append({"role": "user", "content": content})
+        if reply is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": reply}]})
     return messages
 
 
-def chat_prompt(processor: Any, n_images: int, text: str, *, system: str | None = None) -> str:
+def chat_prompt(
+    processor: Any, n_images: int, text: str, *, system: str | None = None, history: Sequence[tuple[str, str]] = ()
+) -> str:
     """The prompt string (with the assistant turn opened) that the family's chat template renders."""
     return processor.apply_chat_template(
-        chat_messages(n_images, text, system=system), add_generation_prompt=True, tokenize=False
+        chat_messages(n_images, text, system=system, history=history), add_generation_prompt=True, tokenize=False
     )
 
 
@@ -368,6 +382,8 @@ def chat_inputs(
     device: Any = None,
     dtype: Any = None,
     padding_side: Literal["left", "right"] = "left",
+    history: Sequence[Sequence[tuple[str, str]]] | None = None,
+    label_history: bool = False,
 ) -> BatchFeature:
     """Model inputs for PIL image(s) and a user message, through the processor's own chat template.
 
@@ -381,6 +397,10 @@ def chat_inputs(
     to -100, so the loss teaches exactly what generation will produce after this prompt.
 
     ``device`` moves all tensors; ``dtype`` casts floating ones (pixel values) to the model's dtype.
+
+    ``history``: per sample, earlier (user, assistant) turns (see :func:`chat_messages`); with
+    ``label_history`` the earlier assistant replies are labelled too (training the describe-then-decide
+    protocol teaches the description and the decision in one row).
     """
     batched = not isinstance(text, str)
     texts = list(text) if batched else [text]
@@ -397,7 +417,11 @@ def chat_inputs(
             raise ValueError(f"Got {len(answers)} answers for {len(texts)} texts")
 
     tokenizer = processor.tokenizer
-    prompts = [chat_prompt(processor, len(imgs), t, system=system) for imgs, t in zip(per_sample, texts)]
+    histories = [list(h) for h in history] if history is not None else [[] for _ in texts]
+    if len(histories) != len(texts):
+        raise ValueError(f"Got {len(histories)} histories for {len(texts)} texts")
+    prompts = [chat_prompt(processor, len(imgs), t, system=system, history=h)
+               for imgs, t, h in zip(per_sample, texts, histories)]
     full = prompts if answers is None else [p + a + (tokenizer.eos_token or "") for p, a in zip(prompts, answers)]
     flat_images = [img for imgs in per_sample for img in imgs]
     call_kwargs: dict[str, Any] = {"text": full, "return_tensors": "pt", "padding": True, "padding_side": padding_side}
@@ -407,6 +431,8 @@ def chat_inputs(
     inputs = processor(**call_kwargs)
     if answers is not None:
         inputs["labels"] = _answer_labels(processor, inputs, answers, per_sample, prompts, call_kwargs)
+        if label_history:
+            _label_history(processor, inputs, histories)
     if device is not None or dtype is not None:
         inputs = _move(inputs, device, dtype)
     return inputs
@@ -442,6 +468,56 @@ def _answer_labels(
         keep = positions[n_prompt:]
         labels[row, keep] = ids[row, keep]
     return labels
+
+
+def describe_images(model: Any, processor: Any, images: Sequence[Any], *, max_new_tokens: int = 16) -> list[str]:
+    """The model's own greedy description of each image (``SMALL_DESCRIBE_FIRST``), one batched generate.
+
+    The first turn of describe-then-decide recognition: shared by the runtime (``SmallVLM``) and the
+    training evaluator so both ask exactly the same thing. ``images``: one image or list of images per row.
+    """
+    import torch
+
+    from slc.agent import prompts as P
+
+    param = next(model.parameters())
+    dtype = param.dtype if param.is_floating_point() else None
+    inputs = chat_inputs(processor, list(images), [P.SMALL_DESCRIBE_FIRST] * len(images), device=param.device, dtype=dtype)
+    tok = processor.tokenizer
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    texts = tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [t.strip() for t in texts]
+
+
+def _label_history(processor: Any, inputs: Any, histories: list[list[tuple[str, str]]]) -> None:
+    """Label each earlier assistant reply (+ the end-of-turn token when it follows) in ``inputs["labels"]``.
+
+    Found as a token subsequence of the row, searched left to right after the previous match (a reply is
+    tokenized with and without a leading space: templates put "Assistant: " or a newline before it).
+    """
+    tok = processor.tokenizer
+    eos = tok.convert_tokens_to_ids(tok.eos_token) if tok.eos_token else None
+    ids, labels = inputs["input_ids"], inputs["labels"]
+    for row, turns in enumerate(histories):
+        seq = ids[row].tolist()
+        cursor = 0
+        for _, reply in turns:
+            found = None
+            for form in (" " + reply, reply):
+                sub = tok.encode(form, add_special_tokens=False)
+                for start in range(cursor, len(seq) - len(sub) + 1):
+                    if seq[start : start + len(sub)] == sub:
+                        found = (start, start + len(sub))
+                        break
+                if found:
+                    break
+            if found is None:
+                raise ValueError(f"assistant reply {reply!r} not found in the tokenized conversation of row {row}")
+            end = found[1] + (1 if eos is not None and found[1] < len(seq) and seq[found[1]] == eos else 0)
+            labels[row, found[0] : end] = ids[row, found[0] : end]
+            cursor = end
 
 
 def _move(inputs: Any, device: Any, dtype: Any) -> Any:

@@ -29,6 +29,10 @@ SMALL_FEEDBACK = " A reviewer checked an earlier answer and noted: {feedback} Lo
 
 SMALL_RECOGNIZE = "{context}{references}{feedback}\nIs {token} in this image? Answer Yes or No."
 
+# Describe-then-decide recognition (SmallVLM(recognition="describe")): the first turn, answered by the
+# model's own greedy description; the RECOGNIZE question is then asked as the second turn.
+SMALL_DESCRIBE_FIRST = "Describe the main object in this image."
+
 SMALL_DETECT = (
     "{context}{references}{feedback}\nIs {token} in this image? Answer with a JSON object in this format:\n"
     '{{"{name}": {{"present": true or false, "location-absolute": "<where in the image, e.g. top left>", '

@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 
 CombineMode = Literal["per_concept", "merge"]
 LocateMode = Literal["auto", "always", "never"]
+RecognitionMode = Literal["yes_no", "describe"]
 StatusSource = Literal["yes_no", "json"]
 BASE = None  # adapter key of the base model
 
@@ -249,6 +250,7 @@ class _Pair:
     error: str | None = None
     attempts: int = 0
     repairs: tuple[str, ...] = field(default_factory=tuple)
+    description: str | None = None  # describe-then-decide: what the model said the image shows
 
 
 class SmallVLM:
@@ -272,6 +274,8 @@ class SmallVLM:
         max_attempts: int = 2,
         generation_kwargs: dict[str, Any] | None = None,
         max_merged: int = 8,
+        recognition: RecognitionMode | None = None,
+        max_description_tokens: int = 24,
     ) -> None:
         from slc.agent.loading import yes_no_token_ids
 
@@ -294,6 +298,11 @@ class SmallVLM:
         self.max_attempts = max_attempts
         self.generation_kwargs = dict(generation_kwargs or {})
         self.max_merged = max_merged
+        # describe-then-decide: the protocol the bank's adapters were trained with unless set explicitly
+        self.recognition: RecognitionMode = recognition or (bank.manifest.recognition if bank is not None else "yes_no")
+        if self.recognition not in ("yes_no", "describe"):
+            raise ValueError(f"recognition must be 'yes_no' or 'describe', not {self.recognition!r}")
+        self.max_description_tokens = max_description_tokens
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.yes_ids, self.no_ids = yes_no_token_ids(processor)
@@ -453,10 +462,10 @@ class SmallVLM:
 
     # -- batched model calls -----------------------------------------------------------------------------
 
-    def _inputs(self, images: list[list["Image"]], texts: list[str]) -> Any:
+    def _inputs(self, images: list[list["Image"]], texts: list[str], history: list[list[tuple[str, str]]] | None = None) -> Any:
         from slc.agent.loading import chat_inputs
 
-        return chat_inputs(self.processor, images, texts, device=self.device, dtype=self.dtype)
+        return chat_inputs(self.processor, images, texts, device=self.device, dtype=self.dtype, history=history)
 
     def _last_logits(self, inputs: Any) -> "torch.Tensor":
         import torch
@@ -595,11 +604,31 @@ class SmallVLM:
         if chunk:
             yield chunk, imgs
 
+    def _describe(self, chunk: list[_Pair], imgs: list[list["Image"]], refs, cache: dict[Any, str]) -> list[list[tuple[str, str]]]:
+        """Describe-then-decide, first turn: the model's own greedy description of each pair's images.
+
+        Generated once per image under the active adapter (``cache``, per adapter group) and shared by every
+        concept asked about that image; pairs whose concept has reference photos get their own (the
+        references are part of what is described).
+        """
+        from slc.agent.loading import describe_images
+
+        keys = [(p.image, p.concept if refs[p.concept] else None) for p in chunk]
+        todo = {k: im for k, im in zip(keys, imgs) if k not in cache}
+        if todo:
+            texts = describe_images(self.model, self.processor, list(todo.values()), max_new_tokens=self.max_description_tokens)
+            cache.update(zip(todo, texts))
+        for p, k in zip(chunk, keys):
+            p.description = cache[k]
+        return [[(P.SMALL_DESCRIBE_FIRST, cache[k])] for k in keys]
+
     def _score_pairs(self, pairs: list[_Pair], photos: "_LazyImages", refs, queries, bs: int, bar: Any) -> None:
         done = 0
+        descriptions: dict[Any, str] = {}
         for chunk, imgs in self._batches(pairs, photos, refs, bs):
             texts = [build_prompt(queries[p.concept], "recognize", len(refs[p.concept])) for p in chunk]
-            scores = yes_no_scores(self._last_logits(self._inputs(imgs, texts)), self.yes_ids, self.no_ids)
+            history = self._describe(chunk, imgs, refs, descriptions) if self.recognition == "describe" else None
+            scores = yes_no_scores(self._last_logits(self._inputs(imgs, texts, history)), self.yes_ids, self.no_ids)
             for p, s in zip(chunk, scores):
                 p.score = s
             bar.update(len(chunk))
@@ -640,7 +669,7 @@ class SmallVLM:
             confidence=min(1.0, max(0.0, p.score.confidence)),
             location_absolute=a.location_absolute if a and present else None,
             location_relative=a.location_relative if a and present else None,
-            evidence=a.concept_info if a else None,
+            evidence=a.concept_info if a else p.description,
             raw_output=p.raw,
             adapter=adapter,
             attempts=max(1, p.attempts),

@@ -35,13 +35,15 @@ def write_bank(
     adapters: Mapping[str, Any],
     metrics: Mapping[str, Mapping[str, float]] | None = None,
     replace: bool = True,
+    recognition: str = "yes_no",
 ) -> AdapterBank:
     """Create (or extend) the bank at ``root`` with one adapter per meta-concept.
 
     ``adapters`` maps a meta-concept name to a saved peft adapter folder or a ``PeftModel`` (its active
     adapter is saved). Every meta-concept must have an adapter; the centroid and member concepts come
     from ``metas``. ``base_model`` is stored relative to the bank when it lies inside it (the bank can
-    then be moved as one folder; the runtime resolves it).
+    then be moved as one folder; the runtime resolves it). ``recognition`` records the protocol the
+    adapters were trained with ("yes_no" or "describe"), which SmallVLM then uses.
     """
     root = Path(root)
     missing = [m.name for m in metas.metas if m.name not in adapters]
@@ -53,8 +55,11 @@ def write_bank(
         stored = str(base.resolve())
         if base.resolve().is_relative_to(root.resolve()):
             stored = str(base.resolve().relative_to(root.resolve()))
-    bank = AdapterBank.create(root, base_model=stored,
-                              embedder=metas.embedder, exist_ok=True)
+    bank = AdapterBank.create(root, base_model=stored, embedder=metas.embedder, exist_ok=True,
+                              recognition=recognition)  # type: ignore[arg-type]
+    if bank.manifest.recognition != recognition:
+        bank.manifest.recognition = recognition  # type: ignore[assignment]
+        bank.save()
     for meta in metas.metas:
         bank.add_adapter(meta.name, adapters[meta.name], meta.centroid, concepts=meta.concepts,
                          metrics=dict((metrics or {}).get(meta.name, {})), replace=replace)
@@ -71,6 +76,7 @@ def train_bank(
     device: Any = "cpu",
     budget_split: bool = True,
     resume: bool = False,
+    recognition: str = "yes_no",
 ) -> tuple[AdapterBank, dict[str, Any]]:
     """Train one LoRA adapter per meta-concept on its member concepts and write the bank.
 
@@ -96,7 +102,8 @@ def train_bank(
         adapters[meta.name] = res.model
         metrics[meta.name] = {"steps": float(res.steps), "cpu_s": float(res.cpu_s)}
         results[meta.name] = res
-    return write_bank(root, base_model=base_model, metas=metas, adapters=adapters, metrics=metrics), results
+    bank = write_bank(root, base_model=base_model, metas=metas, adapters=adapters, metrics=metrics, recognition=recognition)
+    return bank, results
 
 
 __all__ = ["save_base", "train_bank", "write_bank"]

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slc.training.data import PromptStyles, TaskMix
+from slc.training.data import PromptStyles, RecognitionProtocol, TaskMix
 
 Variant = Literal["cat", "easy"]
 
@@ -63,6 +63,7 @@ class LearningBenchmarkConfig(BaseModel):
     mix: TaskMix = Field(default_factory=lambda: TaskMix(recognition=0.5, describe=0.45, detection=0.05))
     styles: PromptStyles = Field(default_factory=PromptStyles)
     contrast: bool = True
+    protocol: RecognitionProtocol = Field(default="yes_no", description="How recognition is asked, in training and at test.")
     positives: int = 4
     easy: int = 4
     hard: int = 8
@@ -99,7 +100,7 @@ def _stream_factory(cfg: LearningBenchmarkConfig, world: Any, names: list[str], 
     def make(start_round: int) -> Any:
         return stream_examples(world, names, _plan(cfg, variant, seed), mix=cfg.mix, styles=cfg.styles,
                                seed=seed, start_round=start_round, forbidden=forbidden, contrast=cfg.contrast,
-                               contrast_pool=pool)
+                               contrast_pool=pool, protocol=cfg.protocol)
 
     return make
 
@@ -111,7 +112,7 @@ def _scores_via_runtime(model: Any, processor: Any, bank: Any, world: Any, test:
     from slc.training.data import concept_query
     from slc.training.trainer import RecognitionScores
 
-    vlm = SmallVLM(model, processor, bank=bank, locate="never", batch_size=64)
+    vlm = SmallVLM(model, processor, bank=bank, locate="never", batch_size=64)  # protocol: the bank's
     routes = {n: vlm.route(embeddings[n]) for n in test}
     preds: list[bool] = []
     order: list[Any] = []
@@ -143,7 +144,7 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
     model, processor = load_vlm(init, device="cpu", dtype="float32")
     world, train_names, test = _split(cfg)
     test_examples = eval_examples(world, test, positives=cfg.eval_positives, easy=cfg.eval_easy, hard=cfg.eval_hard)
-    evaluator = RecognitionEvaluator(processor, test_examples)
+    evaluator = RecognitionEvaluator(processor, test_examples, protocol=cfg.protocol)
     summary: dict[str, Any] = {"variant": variant, "train_concepts": len(train_names), "test_concepts": len(test),
                                "test_examples": len(test_examples)}
 
@@ -178,7 +179,7 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
         def make_stream(concepts: list[str], seed: int) -> Any:
             return _stream_factory(cfg, world, concepts, train_names, test, "cat", seed)
 
-        bank, trained = train_bank(base_dir, out / f"bank-k{k}", metas, make_stream, acfg)
+        bank, trained = train_bank(base_dir, out / f"bank-k{k}", metas, make_stream, acfg, recognition=cfg.protocol)
         cpu = sum(r.cpu_s for r in trained.values())
         runtime_model, runtime_proc = load_vlm(base_dir, device="cpu", dtype="float32")
         t0 = time.process_time()

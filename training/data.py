@@ -85,6 +85,14 @@ class Curriculum(BaseModel):
 
 QueryStyle = Literal["full", "attributes", "description"]
 
+# How recognition is asked (the runtime's ``SmallVLM(recognition=...)`` must match what the model learned):
+# "yes_no": one turn, the concept question -> "Yes"/"No"; "describe": first turn "Describe the main object
+# in this image." -> the model's own description (greedy), second turn the concept question -> "Yes"/"No",
+# read from the logits. Why "describe": the Yes/No then compares the description's tokens with the
+# concept's (text against identical text), and the description is a dense target learned directly
+# from pixels, instead of a product of a random image feature and a random text feature (LEARNING-LOG).
+RecognitionProtocol = Literal["yes_no", "describe"]
+
 
 class PromptStyles(BaseModel):
     """How often a training prompt describes the concept by description + attributes ("full", what the
@@ -155,6 +163,8 @@ class Example(BaseModel):
     concept: str
     difficulty: str
     expected_present: bool
+    history: list[tuple[str, str]] = Field(default_factory=list, description="Earlier (user, assistant) turns.")
+    description: str = Field(default="", description="What the image truly shows (describe()), for diagnostics.")
 
 
 def _plan_for_round(plan: SamplingPlan, curriculum: Curriculum, r: int) -> SamplingPlan:
@@ -178,6 +188,7 @@ def stream_examples(
     per_image: int = 1,
     contrast: bool = False,
     contrast_pool: Sequence[str] | None = None,
+    protocol: RecognitionProtocol = "yes_no",
 ) -> Iterator[Example]:
     """An endless, deterministic stream of training examples for the concepts ``names``.
 
@@ -192,6 +203,9 @@ def stream_examples(
     minimal pairs cancel the class prior and leave only "does the description match the pixels" to
     learn; it needs a world whose concepts cover the edits (e.g. ``make_world(1024)``, the full space).
     Contrast concepts are drawn from ``contrast_pool`` (default ``names``; never pass held-out names).
+
+    ``protocol="describe"``: recognition rows carry the turn "Describe the main object in this image." ->
+    the image's true description as history (labelled too when encoded for training).
     """
     from slc.cat.generators import ProceduralGenerator
 
@@ -214,6 +228,8 @@ def stream_examples(
         rng.shuffle(pool)
         for concept, sample in pool:
             img, info = gen.generate_with_info(sample)
+            history = describe_history(sample.tree) if protocol == "describe" else []
+            truth = describe_identity(sample.tree)
             for _ in range(per_image):
                 task = rng.choices(tasks, task_w)[0]
                 style = rng.choices(style_names, style_p)[0]
@@ -221,12 +237,15 @@ def stream_examples(
                     text, answer = recognition_prompt(concept, style), sample.expected_answer
                 elif task == "attribute":
                     text, answer = attribute_example(sample, rng)
+                elif task == "describe" and protocol == "describe":  # the protocol's first turn, alone
+                    text, answer = history[0]
                 elif task == "describe":
                     text, answer = P.CAT_DESCRIBE_QUESTION, describe(sample.tree)
                 else:
                     text, answer = detection_prompt(concept, style), detection_target(concept, sample, info)
                 yield Example(image=img, text=text, answer=answer, task=task, concept=concept.name,
-                              difficulty=sample.difficulty, expected_present=sample.expected_present)
+                              difficulty=sample.difficulty, expected_present=sample.expected_present,
+                              history=history if task == "recognition" else [])
             if contrast:
                 other = _contrast_concept(sample, index, world, rng, hard_share)
                 if other is not None:
@@ -234,8 +253,45 @@ def stream_examples(
                     present = not sample.expected_present
                     yield Example(image=img, text=recognition_prompt(other, style), answer="Yes" if present else "No",
                                   task="recognition", concept=other.name, difficulty="contrast",
-                                  expected_present=present)
+                                  expected_present=present, history=history, description=truth)
         r += 1
+
+
+# The identity slots of describe_identity(), in order, with their values (the auxiliary head's classes).
+ATTRIBUTE_SLOTS: tuple[tuple[str, ...], ...] = (SHAPES, tuple(PALETTE), PATTERNS, ACCESSORIES)
+
+
+def attribute_labels(examples: Sequence["Example"]) -> Any:
+    """(batch, 4) class indices of each example's true shape/colour/pattern/accessory; -100 if unknown."""
+    import torch
+
+    out = torch.full((len(examples), len(ATTRIBUTE_SLOTS)), -100, dtype=torch.long)
+    for row, e in enumerate(examples):
+        parts = [x.strip() for x in e.description.split(";")] if e.description else []
+        if len(parts) != len(ATTRIBUTE_SLOTS):
+            continue
+        values = [parts[0].removeprefix("an ").removeprefix("a ")] + [x.split(":", 1)[-1].strip() for x in parts[1:]]
+        for slot, (value, vocab) in enumerate(zip(values, ATTRIBUTE_SLOTS)):
+            if value in vocab:
+                out[row, slot] = vocab.index(value)
+    return out
+
+
+def describe_identity(tree: Any) -> str:
+    """'a star; colour: red; pattern: solid; accessory: none': every identity leaf, named like the prompt.
+
+    Why this form and not :func:`describe`: the recognition prompt names the concept as "(a star)" and
+    "Identifying attributes: colour: red; pattern: solid; accessory: none"; with the same words in the
+    same order on both sides every mismatch is a prompt token with no identical token in the
+    description (describe() drops "solid" and "none", so a solid-vs-striped mismatch had no token).
+    """
+    ident = tree.identity()
+    return f"a {tree.root}; " + "; ".join(f"{d}: {ident.get(d, '')}" for d in IDENTITY_DIMS)
+
+
+def describe_history(tree: Any) -> list[tuple[str, str]]:
+    """The describe-then-decide first turn with the true description (a training target)."""
+    return [(P.SMALL_DESCRIBE_FIRST, describe_identity(tree))]
 
 
 def _identity_key(tree: Any) -> tuple[str, ...]:
@@ -279,7 +335,7 @@ def eval_examples(
         for s in sample_edits(c.name, c.tree, plan, world.vocabulary):
             out.append(Example(image=gen.generate(s), text=recognition_prompt(c), answer=s.expected_answer,
                                task="recognition", concept=c.name, difficulty=s.difficulty,
-                               expected_present=s.expected_present))
+                               expected_present=s.expected_present, description=describe_identity(s.tree)))
     return out
 
 
@@ -341,12 +397,14 @@ def encode(processor: Any, examples: Sequence[Example], *, with_labels: bool = T
 
     images = [[e.image] for e in examples]
     texts = [e.text for e in examples]
+    history = [e.history for e in examples] if any(e.history for e in examples) else None
     if with_labels:
-        return chat_inputs(processor, images, texts, answer=[e.answer for e in examples], padding_side="right")
-    return chat_inputs(processor, images, texts, padding_side="left")
+        return chat_inputs(processor, images, texts, answer=[e.answer for e in examples], padding_side="right",
+                           history=history, label_history=history is not None)
+    return chat_inputs(processor, images, texts, padding_side="left", history=history)
 
 
 __all__ = [
-    "Curriculum", "Example", "cycle_examples", "dataset_examples", "FREE_DIMS", "PromptStyles", "TaskMix", "WORLD_WORDS", "concept_query", "detection_prompt",
+    "ATTRIBUTE_SLOTS", "attribute_labels", "describe_identity", "Curriculum", "Example", "RecognitionProtocol", "describe_history", "cycle_examples", "dataset_examples", "FREE_DIMS", "PromptStyles", "TaskMix", "WORLD_WORDS", "concept_query", "detection_prompt",
     "detection_target", "encode", "eval_examples", "recognition_prompt", "reference_images", "stream_examples",
 ]

@@ -62,6 +62,15 @@ class TrainConfig(BaseModel):
     progress: bool = True
     log_evals: bool = True  # one JSON line per evaluation on stdout (the curve), even without progress bars
     torch_threads: int | None = Field(default=None, ge=1)
+    aux_attribute_weight: float = Field(default=0.0, ge=0, description=(
+        "Deep supervision of the vision path: a training-only linear head on the connector's image tokens "
+        "(mean+max pooled) predicts each identity slot of Example.description (shape, colour, pattern, "
+        "accessory); its loss times this weight is added. The head is thrown away: the saved model is the "
+        "plain architecture. 0 = off."))
+    answer_weight: float = Field(default=1.0, gt=0, description=(
+        "Loss weight of Yes/No answer tokens relative to every other labelled token (a describe-then-decide "
+        "row labels ~15 description tokens and one decision: without a weight the decision gets 1/16 of "
+        "the gradient)."))
     # LoRA
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
@@ -103,15 +112,62 @@ def make_stream_dataset(make_stream: Callable[[int], Iterator["Example"]], batch
 
 
 class ExampleCollator:
-    """Examples -> model inputs with labels on the answer tokens (right padding)."""
+    """Examples -> model inputs with labels on the answer tokens (right padding); with ``attributes`` also
+    ``attr_labels`` (one class index per identity slot, -100 when unknown) for the auxiliary vision head."""
 
-    def __init__(self, processor: Any) -> None:
+    def __init__(self, processor: Any, attributes: bool = False) -> None:
         self.processor = processor
+        self.attributes = attributes
 
     def __call__(self, examples: Sequence["Example"]) -> dict[str, Any]:
-        from slc.training.data import encode
+        from slc.training.data import attribute_labels, encode
 
-        return dict(encode(self.processor, examples))
+        batch = dict(encode(self.processor, examples))
+        if self.attributes:
+            batch["attr_labels"] = attribute_labels(examples)
+        return batch
+
+
+def _connector(model: Any) -> Any:
+    """The module whose output are the image tokens the language model reads (family-specific name)."""
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in ("connector", "multi_modal_projector", "merger"):
+            return module
+    raise ValueError(f"{type(model).__name__}: no connector/projector module for the auxiliary attribute head")
+
+
+def _aux_trainer_class(base: Any) -> Any:
+    """A Trainer whose loss adds the auxiliary attribute head's loss (see TrainConfig.aux_attribute_weight)."""
+    import torch
+
+    class AuxTrainer(base):
+        aux_head: Any = None
+        aux_weight: float = 0.0
+        aux_sizes: list[int] = []
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            attr = inputs.pop("attr_labels", None)
+            captured: list[Any] = []
+            handle = _connector(model).register_forward_hook(lambda m, i, o: captured.append(o))
+            try:
+                loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+            finally:
+                handle.remove()
+            if attr is not None and captured and model.training:
+                feats = captured[-1]
+                feats = feats if feats.dim() == 3 else feats.unsqueeze(0)
+                if feats.shape[0] == attr.shape[0]:  # one image per row
+                    pooled = torch.cat([feats.mean(1), feats.amax(1)], dim=-1).float()
+                    logits = self.aux_head(pooled)
+                    aux, start = 0.0, 0
+                    for slot, size in enumerate(self.aux_sizes):
+                        aux = aux + torch.nn.functional.cross_entropy(
+                            logits[:, start : start + size], attr[:, slot], ignore_index=-100)
+                        start += size
+                    loss = loss + self.aux_weight * aux / len(self.aux_sizes)
+            return (loss, outputs) if return_outputs else loss
+
+    return AuxTrainer
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -134,6 +190,9 @@ class RecognitionScores(BaseModel):
     weighted: float
     weighted_easy: float | None
     weighted_hard: float | None
+    description_exact: float | None = None  # describe protocol: share of images described exactly right
+    description_slots: list[float] | None = None  # ... per slot (shape, colour, pattern, accessory)
+    decision_given_truth: float | None = None  # ... weighted accuracy when the true description is given
 
     @classmethod
     def from_predictions(cls, predictions: Sequence[bool], examples: Sequence["Example"]) -> "RecognitionScores":
@@ -153,19 +212,41 @@ class RecognitionScores(BaseModel):
 
 
 class RecognitionEvaluator:
-    """Scores recognition examples by the Yes/No logits at the answer position (the runtime's rule)."""
+    """Scores recognition examples by the Yes/No logits at the answer position (the runtime's rule).
 
-    def __init__(self, processor: Any, examples: Sequence["Example"], batch_size: int = 64) -> None:
+    ``protocol="describe"``: each image is first described by the model itself (greedy, the runtime's
+    SMALL_DESCRIBE_FIRST turn), then the concept question is asked as the second turn; the examples'
+    own ``history`` (the true description) is never used.
+    """
+
+    def __init__(self, processor: Any, examples: Sequence["Example"], batch_size: int = 64,
+                 protocol: str = "yes_no", max_description_tokens: int = 16) -> None:
         from slc.agent.loading import yes_no_token_ids
 
+        if protocol not in ("yes_no", "describe"):
+            raise ValueError(f"protocol must be 'yes_no' or 'describe', not {protocol!r}")
         self.processor = processor
         self.examples = list(examples)
         self.batch_size = batch_size
+        self.protocol = protocol
+        self.max_description_tokens = max_description_tokens
         self.yes, self.no = yes_no_token_ids(processor)
+        self.last_descriptions: list[str] = []
+
+    def predict_with_history(self, model: Any, histories: list[list[tuple[str, str]]]) -> list[bool]:
+        """Yes/No predictions with the given first turns (diagnostics: the decision on true descriptions)."""
+        saved = self.examples
+        try:
+            self.examples = [e.model_copy(update={"history": h}) for e, h in zip(saved, histories)]
+            self.protocol, keep = "given", self.protocol
+            return self.predict(model)
+        finally:
+            self.examples, self.protocol = saved, keep
 
     def predict(self, model: Any) -> list[bool]:
         import torch
 
+        from slc.agent.loading import describe_images
         from slc.training.data import encode
 
         was_training = model.training
@@ -173,10 +254,18 @@ class RecognitionEvaluator:
         device = next(model.parameters()).device
         dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
         preds: list[bool] = []
+        self.last_descriptions = []
         try:
             with torch.inference_mode():
                 for i in range(0, len(self.examples), self.batch_size):
                     chunk = self.examples[i : i + self.batch_size]
+                    if self.protocol == "describe":
+                        texts = describe_images(model, self.processor, [[e.image] for e in chunk],
+                                                max_new_tokens=self.max_description_tokens)
+                        self.last_descriptions += texts
+                        chunk = [e.model_copy(update={"history": describe_turn(t)}) for e, t in zip(chunk, texts)]
+                    elif self.protocol == "yes_no":
+                        chunk = [e.model_copy(update={"history": []}) for e in chunk]
                     batch = encode(self.processor, chunk, with_labels=False)
                     batch = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
                     logits = model(**batch).logits[:, -1, :].float()
@@ -188,7 +277,26 @@ class RecognitionEvaluator:
         return preds
 
     def __call__(self, model: Any) -> RecognitionScores:
-        return RecognitionScores.from_predictions(self.predict(model), self.examples)
+        scores = RecognitionScores.from_predictions(self.predict(model), self.examples)
+        truth = [e.description for e in self.examples]
+        if self.last_descriptions and all(truth):
+            exact = sum(d == t for d, t in zip(self.last_descriptions, truth)) / len(truth)
+            parts = [[x.strip() for x in d.split(";")] for d in self.last_descriptions]
+            true_parts = [[x.strip() for x in t.split(";")] for t in truth]
+            per_slot = [sum(len(p) > i and p[i] == t[i] for p, t in zip(parts, true_parts)) / len(truth) for i in range(4)]
+            # the decision alone: the same questions after the TRUE description (what the comparison learned)
+            oracle = RecognitionEvaluator(self.processor, self.examples, self.batch_size, protocol="yes_no")
+            oracle_preds = oracle.predict_with_history(model, [describe_turn(t) for t in truth])
+            decision = RecognitionScores.from_predictions(oracle_preds, self.examples).weighted
+            scores = scores.model_copy(update={"description_exact": exact, "description_slots": per_slot,
+                                               "decision_given_truth": decision})
+        return scores
+
+
+def describe_turn(description: str) -> list[tuple[str, str]]:
+    from slc.agent import prompts as P
+
+    return [(P.SMALL_DESCRIBE_FIRST, description)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -283,6 +391,34 @@ def _callbacks(cfg: TrainConfig, clock: TrainClock, evaluator: RecognitionEvalua
             return control
 
     return [BudgetAndEval()]
+
+
+def _answer_loss(processor: Any, cfg: TrainConfig) -> Callable[..., Any] | None:
+    if cfg.answer_weight == 1.0:
+        return None  # the model's own loss
+    from slc.agent.loading import yes_no_token_ids
+
+    yes, no = yes_no_token_ids(processor)
+    return weighted_token_loss([*yes, *no], cfg.answer_weight)
+
+
+def weighted_token_loss(answer_ids: Sequence[int], weight: float) -> Callable[..., Any]:
+    """A Trainer ``compute_loss_func``: next-token cross-entropy, tokens in ``answer_ids`` weighted ``weight``."""
+    import torch
+
+    ids = torch.tensor(sorted(set(answer_ids)))
+
+    def loss_fn(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs.logits[:, :-1, :].float()
+        target = labels[:, 1:]
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                               ignore_index=-100, reduction="none")
+        flat = target.reshape(-1)
+        w = (flat != -100).float()
+        w = torch.where(torch.isin(flat, ids.to(flat.device)), w * weight, w)
+        return (ce * w).sum() / w.sum().clamp_min(1.0)
+
+    return loss_fn
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -392,6 +528,14 @@ def train(
         use_cpu=device.type == "cpu",
     )
     params = [p for p in model.parameters() if p.requires_grad]
+    aux_head = None
+    if cfg.aux_attribute_weight > 0:
+        from slc.training.data import ATTRIBUTE_SLOTS
+
+        hidden = _connector(model).modality_projection.proj.out_features if hasattr(
+            _connector(model), "modality_projection") else model.config.text_config.hidden_size
+        aux_head = torch.nn.Linear(2 * hidden, sum(len(v) for v in ATTRIBUTE_SLOTS)).to(device)
+        params += list(aux_head.parameters())
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -399,14 +543,21 @@ def train(
         lr=cfg.lr, betas=(0.9, 0.98),
     )  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, clock))
-    trainer = Trainer(
+    trainer_cls = Trainer if aux_head is None else _aux_trainer_class(Trainer)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=ExampleCollator(processor),
+        data_collator=ExampleCollator(processor, attributes=aux_head is not None),
         optimizers=(optimizer, scheduler),
         callbacks=_callbacks(cfg, clock, evaluator, curve, label),
+        compute_loss_func=_answer_loss(processor, cfg),
     )
+    if aux_head is not None:
+        from slc.training.data import ATTRIBUTE_SLOTS
+
+        trainer.aux_head, trainer.aux_weight = aux_head, cfg.aux_attribute_weight
+        trainer.aux_sizes = [len(v) for v in ATTRIBUTE_SLOTS]
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     if not cfg.progress:
