@@ -85,9 +85,13 @@ class BankManifest(BaseModel):
     format_version: int = FORMAT_VERSION
     base_model: str = Field(description="Id or path of the checkpoint the adapters were trained on.")
     embedder: str | None = Field(default=None, description="Image encoder id/path that produced the centroids.")
-    recognition: Literal["yes_no", "describe"] = Field(default="yes_no", description=(
+    recognition: Literal["yes_no", "describe", "likelihood"] = Field(default="yes_no", description=(
         "How the adapters were trained to answer recognition (SmallVLM uses the same protocol): 'yes_no' = "
-        "the concept question -> Yes/No; 'describe' = the model first describes the image, then answers."))
+        "the concept question -> Yes/No; 'describe' = the model first describes the image, then answers; "
+        "'likelihood' = P(the model describes the image as the concept's identity text)."))
+    recognition_threshold: float = Field(default=0.5, gt=0, lt=1, description=(
+        "'likelihood' only: the probability above which a concept counts as present (calibrated on training "
+        "concepts when the bank was trained)."))
     adapters: list[AdapterEntry] = Field(default_factory=list)
 
 
@@ -211,7 +215,7 @@ class AdapterBank:
     @classmethod
     def create(
         cls, root: str | os.PathLike[str], *, base_model: str, embedder: str | None = None, exist_ok: bool = False,
-        recognition: Literal["yes_no", "describe"] = "yes_no",
+        recognition: Literal["yes_no", "describe", "likelihood"] = "yes_no",
     ) -> "AdapterBank":
         """Start an empty bank in ``root`` (refuses a folder that already holds a manifest unless ``exist_ok``)."""
         folder = Path(root).expanduser()

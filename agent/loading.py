@@ -491,6 +491,30 @@ def describe_images(model: Any, processor: Any, images: Sequence[Any], *, max_ne
     return [t.strip() for t in texts]
 
 
+def description_logprobs(model: Any, processor: Any, images: Sequence[Any], descriptions: Sequence[str]) -> list[float]:
+    """log P(description | image, SMALL_DESCRIBE_FIRST) per row: the sum of the description's token
+    log-probabilities (teacher-forced, end-of-turn token included) in one batched forward pass.
+
+    Why: the likelihood readout of recognition. exp() of it is the model's probability that its
+    description of the image is exactly the concept's identity text, so recognition needs no learned
+    comparison at all, only the describe task.
+    """
+    import torch
+
+    from slc.agent import prompts as P
+
+    param = next(model.parameters())
+    dtype = param.dtype if param.is_floating_point() else None
+    inputs = chat_inputs(processor, list(images), [P.SMALL_DESCRIBE_FIRST] * len(images), answer=list(descriptions),
+                         device=param.device, dtype=dtype, padding_side="right")
+    labels = inputs.pop("labels")
+    with torch.inference_mode():
+        logits = model(**inputs).logits[:, :-1, :].float()
+    target = labels[:, 1:]
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (logp * (target != IGNORE_INDEX)).sum(-1).tolist()
+
+
 def _label_history(processor: Any, inputs: Any, histories: list[list[tuple[str, str]]]) -> None:
     """Label each earlier assistant reply (+ the end-of-turn token when it follows) in ``inputs["labels"]``.
 

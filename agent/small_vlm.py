@@ -27,6 +27,15 @@ How status is derived (:func:`derive_status`, a pure function so it is tested di
 ``confidence`` is always the Yes/No ratio (in [0, 1], and 1 - confidence is P(no | yes-or-no)); read
 ``yes_no_mass`` to know how much it means. Locations are kept only for status "present".
 
+Recognition protocols (``recognition``; default: what the bank's manifest says its adapters were trained
+for, else "yes_no"): "yes_no" is step 1 above; "describe" first generates the model's own description of
+the image (SMALL_DESCRIBE_FIRST, greedy, once per image and adapter) and asks RECOGNIZE as the second
+turn, Yes/No read as above; "likelihood" asks no question: P = the model's probability of describing the
+image as the concept's identity text (:func:`identity_text`, teacher-forced, one forward pass) and, with
+the bank's calibrated threshold t, p_yes = P(1-t)/Z, p_no = t(1-P)/Z (present iff P >= t). The learning
+benchmark (slc.training.benchmark) measures why: a tiny model learns to describe far sooner than it
+learns to compare a description with the concept's text.
+
 Generation is the expensive part, so with ``locate="auto"`` (default) the JSON pass runs only for pairs
 the probabilities do not call absent: a 500-photo library scan costs 500 scored forward passes plus one
 generation per hit. ``locate="always"`` / ``"never"`` force it on / off.
@@ -82,7 +91,7 @@ log = logging.getLogger(__name__)
 
 CombineMode = Literal["per_concept", "merge"]
 LocateMode = Literal["auto", "always", "never"]
-RecognitionMode = Literal["yes_no", "describe"]
+RecognitionMode = Literal["yes_no", "describe", "likelihood"]
 StatusSource = Literal["yes_no", "json"]
 BASE = None  # adapter key of the base model
 
@@ -223,6 +232,15 @@ def concept_context(query: ConceptQuery) -> str:
     return P.SMALL_CONCEPT_CONTEXT.format(token=query.token, category=category, description=description, attributes=attributes)
 
 
+def identity_text(query: ConceptQuery) -> str:
+    """'a star; colour: red; pattern: solid; accessory: none': the concept's category and identity
+    attributes in the form the describe turn answers in (``recognition="likelihood"`` scores exactly this
+    text). Raises ValueError for a concept without category or attributes (nothing to score)."""
+    if not query.category or not query.attributes:
+        raise ValueError(f"concept {query.token} has no category/identity attributes: likelihood recognition needs both")
+    return f"a {query.category}; " + "; ".join(f"{k}: {v}" for k, v in query.attributes.items())
+
+
 def build_prompt(query: ConceptQuery, kind: Literal["recognize", "detect", "strict"], n_refs: int) -> str:
     """The user text for one concept (the images are placed before it by ``chat_inputs``)."""
     template = {"recognize": P.SMALL_RECOGNIZE, "detect": P.SMALL_DETECT, "strict": P.SMALL_DETECT_STRICT}[kind]
@@ -276,6 +294,7 @@ class SmallVLM:
         max_merged: int = 8,
         recognition: RecognitionMode | None = None,
         max_description_tokens: int = 24,
+        likelihood_threshold: float | None = None,
     ) -> None:
         from slc.agent.loading import yes_no_token_ids
 
@@ -300,9 +319,10 @@ class SmallVLM:
         self.max_merged = max_merged
         # describe-then-decide: the protocol the bank's adapters were trained with unless set explicitly
         self.recognition: RecognitionMode = recognition or (bank.manifest.recognition if bank is not None else "yes_no")
-        if self.recognition not in ("yes_no", "describe"):
-            raise ValueError(f"recognition must be 'yes_no' or 'describe', not {self.recognition!r}")
+        if self.recognition not in ("yes_no", "describe", "likelihood"):
+            raise ValueError(f"recognition must be 'yes_no', 'describe' or 'likelihood', not {self.recognition!r}")
         self.max_description_tokens = max_description_tokens
+        self.likelihood_threshold = likelihood_threshold or (bank.manifest.recognition_threshold if bank is not None else 0.5)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.yes_ids, self.no_ids = yes_no_token_ids(processor)
@@ -622,10 +642,38 @@ class SmallVLM:
             p.description = cache[k]
         return [[(P.SMALL_DESCRIBE_FIRST, cache[k])] for k in keys]
 
+    def _likelihood_scores(self, chunk: list[_Pair], imgs: list[list["Image"]], queries) -> list[YesNoScore]:
+        """``recognition="likelihood"``: P(the model describes the image as the concept's identity text).
+
+        With P that probability (teacher-forced after SMALL_DESCRIBE_FIRST) and t the threshold
+        (``likelihood_threshold``, from the bank's calibration): p_yes = P(1-t)/Z, p_no = t(1-P)/Z, so
+        confidence >= 0.5 exactly when P >= t (for t = 0.5: p_yes = P, p_no = 1 - P).
+        """
+        import math
+
+        from slc.agent.loading import description_logprobs
+
+        texts = [identity_text(queries[p.concept]) for p in chunk]
+        logps = description_logprobs(self.model, self.processor, imgs, texts)
+        out = []
+        t = self.likelihood_threshold
+        for lp in logps:
+            prob = min(1.0, max(0.0, math.exp(min(0.0, lp))))
+            yes, no = prob * (1 - t), t * (1 - prob)
+            z = yes + no
+            out.append(YesNoScore(p_yes=yes / z, p_no=no / z) if z > 0 else YesNoScore(p_yes=0.5, p_no=0.5))
+        return out
+
     def _score_pairs(self, pairs: list[_Pair], photos: "_LazyImages", refs, queries, bs: int, bar: Any) -> None:
         done = 0
         descriptions: dict[Any, str] = {}
         for chunk, imgs in self._batches(pairs, photos, refs, bs):
+            if self.recognition == "likelihood":
+                for p, sc in zip(chunk, self._likelihood_scores(chunk, imgs, queries)):
+                    p.score = sc
+                bar.update(len(chunk))
+                done += len(chunk)
+                continue
             texts = [build_prompt(queries[p.concept], "recognize", len(refs[p.concept])) for p in chunk]
             history = self._describe(chunk, imgs, refs, descriptions) if self.recognition == "describe" else None
             scores = yes_no_scores(self._last_logits(self._inputs(imgs, texts, history)), self.yes_ids, self.no_ids)

@@ -1,9 +1,9 @@
 """Learning benchmark: recognition of concepts never seen in training, after N CPU-minutes on 2 cores.
 
-Usage (the full run quoted in the training notes; ~35 wall-minutes on the shared 2-core machine)::
+Usage (the final run quoted in training/LEARNING-LOG.md; ~33 wall-minutes on the shared 2-core machine)::
 
-    python benchmarks/learning.py --out runs/learning --meta-minutes 11.5 --meta-steps 4400 \
-        --adapter-minutes 3 --k 1,4 --holdout 64 --eval-every 60
+    python benchmarks/learning.py --out runs/learning --meta-minutes 12 --meta-steps 5200 \
+        --adapter-minutes 3 --k 1,4 --holdout 64 --eval-every 60 --protocol likelihood --aux-weight 6
 
 Same as ``slc train benchmark`` (see :mod:`slc.training.benchmark` for the recipe and what is compared).
 Prints the table (positive / negative / weighted accuracy, easy and hard negatives separately, per

@@ -7,14 +7,23 @@ drawn in training (their looks are forbidden as negatives too); they are describ
 (category, description, identity attributes: the runtime's SMALL_RECOGNIZE prompt) and scored by the
 Yes/No logits, exactly as :class:`slc.agent.small_vlm.SmallVLM` scores them.
 
-Recipe (each choice measured, see the report in the module's ``RECIPE_NOTES`` and the issue's log):
+Recipe (each choice measured, see training/LEARNING-LOG.md):
 
-1. meta stage: full fine-tuning of every weight, recognition + dense "describe the object" targets
-   (+ a few SLC detection-JSON targets), minimal-pair contrast examples, warmup + cosine over the CPU
-   budget;
+1. meta stage: full fine-tuning of every weight on dense targets, minimal-pair contrast examples,
+   warmup + cosine over the CPU budget. Default protocol "likelihood": every row is "Describe the main
+   object in this image." -> an identity text ("a star; colour: red; pattern: solid; accessory: none");
+   positives and describe rows are trained with -log P(text), CaT negatives (the ASKED concept's text on
+   an image that is not it) with -log(1 - P(text)); + 5% SLC detection-JSON rows; + a training-only
+   auxiliary attribute head on the image tokens (``aux_attribute_weight``) that gets the vision tower
+   going several times faster. Recognition of a concept = P(its identity text | image) above a
+   threshold chosen on TRAINING concepts (never the held-out ones), stored in the bank manifest;
 2. adapter stage: K LoRA adapters (language model q/k/v/o/gate/up/down), one per meta-concept (K-means
    over the concepts' reference-image embeddings, ObjectHistogramEmbedder), written as an AdapterBank
-   and evaluated through SmallVLM with routing, for each K in ``k_values``.
+   (protocol + calibrated threshold in its manifest) and evaluated through SmallVLM with routing, for
+   each K in ``k_values``.
+
+Protocols "yes_no" (the concept question -> Yes/No logits, the old recipe) and "describe" (describe,
+then the question) remain selectable; both sit on a binding plateau at these budgets (LEARNING-LOG).
 
 Comparisons: ``variants`` "cat" (CaT plan: positives, easy and hard-k negatives) vs "easy" (the same
 number of samples, negatives all easy) run the meta stage each; K=1 vs K>1 share the "cat" meta stage.
@@ -63,7 +72,9 @@ class LearningBenchmarkConfig(BaseModel):
     mix: TaskMix = Field(default_factory=lambda: TaskMix(recognition=0.5, describe=0.45, detection=0.05))
     styles: PromptStyles = Field(default_factory=PromptStyles)
     contrast: bool = True
-    protocol: RecognitionProtocol = Field(default="yes_no", description="How recognition is asked, in training and at test.")
+    protocol: RecognitionProtocol = Field(default="likelihood", description="How recognition is asked, in training and at test.")
+    aux_attribute_weight: float = Field(default=6.0, ge=0, description="Meta stage: auxiliary attribute head on the image tokens.")
+    answer_weight: float = Field(default=1.0, gt=0, description="Loss weight of Yes/No answer tokens.")
     positives: int = 4
     easy: int = 4
     hard: int = 8
@@ -105,6 +116,44 @@ def _stream_factory(cfg: LearningBenchmarkConfig, world: Any, names: list[str], 
     return make
 
 
+def _calibration_examples(cfg: LearningBenchmarkConfig, world: Any, train_names: list[str],
+                          variant: Variant = "cat") -> list[Any]:
+    """Likelihood protocol: examples of TRAINING concepts (fresh images, the test plan) on which the
+    probability threshold is chosen; the held-out concepts never take part. Empty for other protocols.
+    The easy-only variant calibrates on positives and easy negatives only: it never sees a hard negative."""
+    from slc.training.data import eval_examples
+
+    if cfg.protocol != "likelihood":
+        return []
+    names = train_names[-min(cfg.holdout, len(train_names)) :]
+    rows = eval_examples(world, names, positives=cfg.eval_positives, easy=cfg.eval_easy, hard=cfg.eval_hard, seed=20_011)
+    return [e for e in rows if variant != "easy" or not e.difficulty.startswith("hard")]
+
+
+def _calibrate_bank(bank: Any, base_dir: Any, calibration: list[Any], embeddings: dict[str, Any]) -> Any:
+    """Choose the bank's likelihood threshold on the calibration concepts, each under its routed adapter
+    (its own model copy: loading adapters changes the model in place)."""
+    from slc.agent.adapters import AdapterBank
+    from slc.agent.loading import description_logprobs, load_vlm
+    from slc.agent.small_vlm import SmallVLM
+    from slc.training.trainer import best_threshold
+
+    if not calibration:
+        return bank
+    model, processor = load_vlm(base_dir, device="cpu", dtype="float32")
+    vlm = SmallVLM(model, processor, bank=bank, locate="never")
+    order: list[Any] = []
+    logps: list[float] = []
+    for name in dict.fromkeys(e.concept for e in calibration):
+        rows = [e for e in calibration if e.concept == name]
+        with vlm.using(vlm.route(embeddings[name])):
+            logps += description_logprobs(vlm.model, processor, [[e.image] for e in rows], [e.concept_identity for e in rows])
+        order += rows
+    bank.manifest.recognition_threshold = best_threshold(logps, order)
+    bank.save()
+    return AdapterBank.load(bank.root)
+
+
 def _scores_via_runtime(model: Any, processor: Any, bank: Any, world: Any, test: list[str], examples: list[Any],
                         embeddings: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     """Score the held-out set through SmallVLM with each concept routed by its reference embedding."""
@@ -144,14 +193,16 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
     model, processor = load_vlm(init, device="cpu", dtype="float32")
     world, train_names, test = _split(cfg)
     test_examples = eval_examples(world, test, positives=cfg.eval_positives, easy=cfg.eval_easy, hard=cfg.eval_hard)
-    evaluator = RecognitionEvaluator(processor, test_examples, protocol=cfg.protocol)
-    summary: dict[str, Any] = {"variant": variant, "train_concepts": len(train_names), "test_concepts": len(test),
+    calibration = _calibration_examples(cfg, world, train_names, variant)
+    evaluator = RecognitionEvaluator(processor, test_examples, protocol=cfg.protocol, calibration=calibration)
+    summary: dict[str, Any] = {"variant": variant, "protocol": cfg.protocol, "train_concepts": len(train_names), "test_concepts": len(test),
                                "test_examples": len(test_examples)}
 
     base_cfg = TrainConfig(
         output_dir=str(out / "meta"), mode="full", max_steps=cfg.base_steps, budget_cpu_s=cfg.base_budget_cpu_s,
         batch_size=cfg.batch_size, lr=cfg.lr, warmup=0.03, seed=cfg.seed, eval_every_cpu_s=cfg.eval_every_cpu_s,
-        progress=cfg.progress, logging_steps=25,
+        progress=cfg.progress, logging_steps=25, aux_attribute_weight=cfg.aux_attribute_weight,
+        answer_weight=cfg.answer_weight,
     )  # fmt: skip
     model.train()
     meta = train(prepare_model(model, base_cfg), processor,
@@ -173,7 +224,7 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
         acfg = TrainConfig(
             output_dir=str(out / f"k{k}"), mode="lora", budget_cpu_s=cfg.adapter_budget_cpu_s,
             batch_size=cfg.batch_size, lr=cfg.adapter_lr, warmup=0.05, seed=cfg.seed + 1000 + k, lora_r=cfg.lora_r,
-            lora_alpha=2 * cfg.lora_r, progress=cfg.progress, logging_steps=25,
+            lora_alpha=2 * cfg.lora_r, progress=cfg.progress, logging_steps=25, answer_weight=cfg.answer_weight,
         )  # fmt: skip
 
         def make_stream(concepts: list[str], seed: int) -> Any:
@@ -181,6 +232,7 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
 
         bank, trained = train_bank(base_dir, out / f"bank-k{k}", metas, make_stream, acfg, recognition=cfg.protocol)
         cpu = sum(r.cpu_s for r in trained.values())
+        bank = _calibrate_bank(bank, base_dir, calibration, embeddings)
         runtime_model, runtime_proc = load_vlm(base_dir, device="cpu", dtype="float32")
         t0 = time.process_time()
         scores, routes = _scores_via_runtime(runtime_model, runtime_proc, bank, world, test, test_examples, embeddings)
@@ -189,6 +241,7 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
             "eval_cpu_s": round(time.process_time() - t0, 1), "bank": str(bank.root),
             "routes": {a: sum(1 for r in routes.values() if r == a) for a in metas.members()},
             "cluster_sizes": {a: len(c) for a, c in metas.members().items()}, "scores": scores.model_dump(),
+            "threshold": bank.manifest.recognition_threshold if cfg.protocol == "likelihood" else None,
         }
         summary["curve"].append({"run": f"cat/k{k}", "cpu_min": round((meta.cpu_s + cpu) / 60, 3), **scores.model_dump()})
     return summary
@@ -237,20 +290,23 @@ def _fmt(x: Any) -> str:
 def format_table(results: dict[str, Any]) -> str:
     """The benchmark table: one row per trained system, accuracies on unseen concepts."""
     head = (f"{'system':<34} {'CPU-min':>7} {'samples':>8} {'pos':>6} {'neg':>6} {'easy':>6} {'hard':>6} "
-            f"{'w-all':>6} {'w-easy':>6} {'w-hard':>6}")
-    lines = [head, "-" * len(head)]
+            f"{'w-all':>6} {'w-easy':>6} {'w-hard':>6} {'thr':>7}")
+    protocols = sorted({r.get("protocol", "yes_no") for r in results.values()})
+    lines = [f"recognition protocol: {', '.join(protocols)} (thr: likelihood threshold, chosen on training concepts)",
+             head, "-" * len(head)]
 
-    def row(name: str, cpu_s: float, samples: Any, s: dict[str, Any]) -> None:
+    def row(name: str, cpu_s: float, samples: Any, s: dict[str, Any], thr: Any) -> None:
         lines.append(f"{name:<34} {cpu_s / 60:>7.2f} {samples!s:>8} {_fmt(s['positive']):>6} {_fmt(s['negative']):>6} "
                      f"{_fmt(s['easy']):>6} {_fmt(s['hard']):>6} {_fmt(s['weighted']):>6} {_fmt(s['weighted_easy']):>6} "
-                     f"{_fmt(s['weighted_hard']):>6}")
+                     f"{_fmt(s['weighted_hard']):>6} {'' if thr is None else f'{thr:.4f}':>7}")
 
     for v, r in results.items():
         label = "CaT (easy+hard negs)" if v == "cat" else "easy negatives only"
         if r["meta"]["scores"]:
-            row(f"{label}, meta", r["meta"]["cpu_s"], r["meta"]["samples"], r["meta"]["scores"])
+            row(f"{label}, meta", r["meta"]["cpu_s"], r["meta"]["samples"], r["meta"]["scores"],
+                r["meta"]["scores"].get("threshold"))
         for k, b in (r.get("banks") or {}).items():
-            row(f"{label}, +K={b['k']} bank", b["total_cpu_s"], "", b["scores"])
+            row(f"{label}, +K={b['k']} bank", b["total_cpu_s"], "", b["scores"], b.get("threshold"))
     return "\n".join(lines)
 
 

@@ -43,6 +43,8 @@ def bank(
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, help="Resume each stage from its latest checkpoint in --out."),
+    protocol: str = typer.Option("yes_no", help="Recognition protocol of the world data: yes_no | describe | likelihood "
+                                 "(recorded in the bank; SmallVLM follows it). A --data folder is always yes_no."),
 ) -> None:
     """Train an adapter bank: (optional) full meta stage, K-means meta-concepts, one LoRA adapter per cluster."""
     from slc.agent.loading import load_vlm, resolve_device_dtype
@@ -78,7 +80,8 @@ def bank(
         def make_stream(names: list[str], s: int):
             return lambda start: D.stream_examples(
                 w, names, plan.model_copy(update={"seed": s}), mix=D.TaskMix(recognition=0.5, describe=0.45, detection=0.05),
-                seed=s, start_round=start, forbidden=forbidden, contrast=True, contrast_pool=train_names)
+                seed=s, start_round=start, forbidden=forbidden, contrast=True, contrast_pool=train_names,
+                protocol=protocol)  # type: ignore[arg-type]
 
     if base_model is None:
         from slc.testing import build_tiny_vlm
@@ -96,7 +99,10 @@ def bank(
     acfg = TrainConfig(output_dir=str(out / "runs"), mode="lora", budget_cpu_s=adapter_minutes * 60, max_steps=steps,
                        lr=lr, batch_size=batch_size, seed=seed, lora_r=lora_r, lora_alpha=2 * lora_r,
                        save_steps=save_every)
-    result, trained = train_bank(base_model, out, metas, make_stream, acfg, device=dev, resume=resume)
+    if protocol not in ("yes_no", "describe", "likelihood"):
+        raise typer.BadParameter(f"--protocol must be yes_no, describe or likelihood, not {protocol!r}")
+    result, trained = train_bank(base_model, out, metas, make_stream, acfg, device=dev, resume=resume,
+                                 recognition=protocol if data is None else "yes_no")
     for name, r in trained.items():
         typer.echo(f"{name}: {len(metas.members()[name])} concepts, {r.steps} steps, {r.cpu_s / 60:.2f} CPU-min")
     typer.echo(f"bank written: {result.root} ({len(result)} adapters, base {result.base_model})")
@@ -116,6 +122,9 @@ def benchmark(
     layers: int = typer.Option(2, help="Text layers of the tiny model."),
     parallel: bool = typer.Option(True, help="Run the variants as parallel processes."),
     progress: bool = typer.Option(False, help="Progress bars and per-eval lines."),
+    protocol: str = typer.Option("likelihood", help="Recognition protocol: likelihood (default) | describe | yes_no."),
+    aux_weight: float = typer.Option(6.0, min=0, help="Auxiliary attribute-head loss weight in the meta stage (0: off)."),
+    answer_weight: float = typer.Option(1.0, help="Loss weight of Yes/No answer tokens (yes_no/describe protocols)."),
 ) -> None:
     """The learning benchmark (no downloads): recognition of unseen concepts after N CPU-minutes of training."""
     from slc.training.benchmark import LearningBenchmarkConfig, format_curve, format_table, run_benchmark
@@ -125,7 +134,8 @@ def benchmark(
     cfg = LearningBenchmarkConfig(
         out_dir=str(out), base_budget_cpu_s=meta_minutes * 60, base_steps=meta_steps, adapter_budget_cpu_s=adapter_minutes * 60,
         k_values=[int(x) for x in k.split(",") if x.strip()], variants=[v.strip() for v in variants.split(",")],
-        holdout=holdout, eval_every_cpu_s=eval_every, model=model, progress=progress,
+        holdout=holdout, eval_every_cpu_s=eval_every, model=model, progress=progress, protocol=protocol,
+        aux_attribute_weight=aux_weight, answer_weight=answer_weight,
     )  # fmt: skip
     results = run_benchmark(cfg, parallel=parallel)
     typer.echo(format_table(results))

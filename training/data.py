@@ -91,7 +91,12 @@ QueryStyle = Literal["full", "attributes", "description"]
 # read from the logits. Why "describe": the Yes/No then compares the description's tokens with the
 # concept's (text against identical text), and the description is a dense target learned directly
 # from pixels, instead of a product of a random image feature and a random text feature (LEARNING-LOG).
-RecognitionProtocol = Literal["yes_no", "describe"]
+# "likelihood": no question at all: recognition = P(the model describes the image as the concept's identity
+# text) > 0.5; a recognition row is the describe prompt with the ASKED concept's identity text as the
+# answer, labelled positive or negative (expected_present): the trainer maximizes that text's likelihood
+# for positives and minimizes it (-log(1 - P)) for negatives, so CaT's hard negatives are exactly the
+# near-miss descriptions the model must learn to reject.
+RecognitionProtocol = Literal["yes_no", "describe", "likelihood"]
 
 
 class PromptStyles(BaseModel):
@@ -164,7 +169,11 @@ class Example(BaseModel):
     difficulty: str
     expected_present: bool
     history: list[tuple[str, str]] = Field(default_factory=list, description="Earlier (user, assistant) turns.")
-    description: str = Field(default="", description="What the image truly shows (describe()), for diagnostics.")
+    description: str = Field(default="", description="What the image truly shows (describe_identity()).")
+    concept_identity: str = Field(default="", description="The asked concept's identity text (likelihood readout).")
+    negative_target: bool = Field(default=False, description=(
+        "The answer is a text the model must NOT produce (a likelihood-protocol negative): trained with "
+        "-log(1 - P(answer)) instead of -log P(answer)."))
 
 
 def _plan_for_round(plan: SamplingPlan, curriculum: Curriculum, r: int) -> SamplingPlan:
@@ -233,24 +242,34 @@ def stream_examples(
             for _ in range(per_image):
                 task = rng.choices(tasks, task_w)[0]
                 style = rng.choices(style_names, style_p)[0]
-                if task == "recognition":
+                negative_target = False
+                if task == "recognition" and protocol == "likelihood":
+                    text, answer = P.SMALL_DESCRIBE_FIRST, describe_identity(concept.tree)
+                    negative_target = not sample.expected_present
+                elif task == "recognition":
                     text, answer = recognition_prompt(concept, style), sample.expected_answer
                 elif task == "attribute":
                     text, answer = attribute_example(sample, rng)
-                elif task == "describe" and protocol == "describe":  # the protocol's first turn, alone
-                    text, answer = history[0]
+                elif task == "describe" and protocol != "yes_no":  # the protocol's describe turn, alone
+                    text, answer = P.SMALL_DESCRIBE_FIRST, truth
                 elif task == "describe":
                     text, answer = P.CAT_DESCRIBE_QUESTION, describe(sample.tree)
                 else:
                     text, answer = detection_prompt(concept, style), detection_target(concept, sample, info)
                 yield Example(image=img, text=text, answer=answer, task=task, concept=concept.name,
                               difficulty=sample.difficulty, expected_present=sample.expected_present,
-                              history=history if task == "recognition" else [])
+                              history=history if task == "recognition" else [], description=truth,
+                              negative_target=negative_target)
             if contrast:
                 other = _contrast_concept(sample, index, world, rng, hard_share)
                 if other is not None:
                     style = rng.choices(style_names, style_p)[0]
                     present = not sample.expected_present
+                    if protocol == "likelihood":
+                        yield Example(image=img, text=P.SMALL_DESCRIBE_FIRST, answer=describe_identity(other.tree),
+                                      task="recognition", concept=other.name, difficulty="contrast",
+                                      expected_present=present, description=truth, negative_target=not present)
+                        continue
                     yield Example(image=img, text=recognition_prompt(other, style), answer="Yes" if present else "No",
                                   task="recognition", concept=other.name, difficulty="contrast",
                                   expected_present=present, history=history, description=truth)
@@ -285,8 +304,10 @@ def describe_identity(tree: Any) -> str:
     same order on both sides every mismatch is a prompt token with no identical token in the
     description (describe() drops "solid" and "none", so a solid-vs-striped mismatch had no token).
     """
+    from slc.agent.small_vlm import identity_text
+
     ident = tree.identity()
-    return f"a {tree.root}; " + "; ".join(f"{d}: {ident.get(d, '')}" for d in IDENTITY_DIMS)
+    return identity_text(ConceptQuery(name="x", category=tree.root, attributes={d: ident.get(d, "") for d in IDENTITY_DIMS}))
 
 
 def describe_history(tree: Any) -> list[tuple[str, str]]:
@@ -335,7 +356,8 @@ def eval_examples(
         for s in sample_edits(c.name, c.tree, plan, world.vocabulary):
             out.append(Example(image=gen.generate(s), text=recognition_prompt(c), answer=s.expected_answer,
                                task="recognition", concept=c.name, difficulty=s.difficulty,
-                               expected_present=s.expected_present, description=describe_identity(s.tree)))
+                               expected_present=s.expected_present, description=describe_identity(s.tree),
+                               concept_identity=describe_identity(c.tree)))
     return out
 
 
@@ -395,7 +417,7 @@ def encode(processor: Any, examples: Sequence[Example], *, with_labels: bool = T
     """Batch of model inputs (right padding for training; labels on the answer tokens only)."""
     from slc.agent.loading import chat_inputs
 
-    images = [[e.image] for e in examples]
+    images = [[e.image] if e.image is not None else [] for e in examples]
     texts = [e.text for e in examples]
     history = [e.history for e in examples] if any(e.history for e in examples) else None
     if with_labels:

@@ -125,6 +125,10 @@ class ExampleCollator:
         batch = dict(encode(self.processor, examples))
         if self.attributes:
             batch["attr_labels"] = attribute_labels(examples)
+        if any(e.negative_target for e in examples):
+            import torch
+
+            batch["row_negative"] = torch.tensor([e.negative_target for e in examples])
         return batch
 
 
@@ -136,23 +140,51 @@ def _connector(model: Any) -> Any:
     raise ValueError(f"{type(model).__name__}: no connector/projector module for the auxiliary attribute head")
 
 
-def _aux_trainer_class(base: Any) -> Any:
-    """A Trainer whose loss adds the auxiliary attribute head's loss (see TrainConfig.aux_attribute_weight)."""
+def sequence_loss(logits: Any, labels: Any, negative: Any) -> Any:
+    """Per-row sequence loss: -log P(answer)/n for normal rows, -log(1 - P(answer)) for negative ones.
+
+    ``P(answer)`` is the product of the labelled tokens' probabilities (teacher-forced), the quantity the
+    likelihood readout thresholds at 0.5; the negative term only pushes near-misses the model finds likely.
+    """
     import torch
 
-    class AuxTrainer(base):
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    target = labels[:, 1:]
+    mask = target != -100
+    tok = logp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask
+    nll = -tok.sum(-1)  # -log P(answer) per row
+    n = mask.sum(-1).clamp_min(1)
+    pos = nll / n
+    neg = -torch.log(-torch.expm1(-nll.clamp_min(1e-4)))
+    return torch.where(negative.to(nll.device), neg, pos).mean()
+
+
+def _slc_trainer_class(base: Any) -> Any:
+    """The Trainer with our extra batch keys: ``attr_labels`` (auxiliary attribute head, see
+    TrainConfig.aux_attribute_weight) and ``row_negative`` (likelihood-protocol negatives, see
+    :func:`sequence_loss`). Without them it is the plain Trainer."""
+    import torch
+
+    class SLCTrainer(base):
         aux_head: Any = None
         aux_weight: float = 0.0
         aux_sizes: list[int] = []
 
         def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             attr = inputs.pop("attr_labels", None)
+            negative = inputs.pop("row_negative", None)
+            if attr is not None and self.aux_head is None:
+                attr = None
             captured: list[Any] = []
-            handle = _connector(model).register_forward_hook(lambda m, i, o: captured.append(o))
+            handle = _connector(model).register_forward_hook(lambda m, i, o: captured.append(o)) if attr is not None else None
+            labels = inputs.get("labels")
             try:
                 loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
             finally:
-                handle.remove()
+                if handle is not None:
+                    handle.remove()
+            if negative is not None and labels is not None:
+                loss = sequence_loss(outputs.logits, labels, negative)
             if attr is not None and captured and model.training:
                 feats = captured[-1]
                 feats = feats if feats.dim() == 3 else feats.unsqueeze(0)
@@ -161,13 +193,14 @@ def _aux_trainer_class(base: Any) -> Any:
                     logits = self.aux_head(pooled)
                     aux, start = 0.0, 0
                     for slot, size in enumerate(self.aux_sizes):
-                        aux = aux + torch.nn.functional.cross_entropy(
-                            logits[:, start : start + size], attr[:, slot], ignore_index=-100)
+                        if (attr[:, slot] != -100).any():  # else cross_entropy is nan
+                            aux = aux + torch.nn.functional.cross_entropy(
+                                logits[:, start : start + size], attr[:, slot], ignore_index=-100)
                         start += size
                     loss = loss + self.aux_weight * aux / len(self.aux_sizes)
             return (loss, outputs) if return_outputs else loss
 
-    return AuxTrainer
+    return SLCTrainer
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -193,6 +226,8 @@ class RecognitionScores(BaseModel):
     description_exact: float | None = None  # describe protocol: share of images described exactly right
     description_slots: list[float] | None = None  # ... per slot (shape, colour, pattern, accessory)
     decision_given_truth: float | None = None  # ... weighted accuracy when the true description is given
+    likelihood: float | None = None  # ... weighted accuracy of the likelihood readout (P(concept's identity text) > 0.5)
+    threshold: float | None = None  # likelihood protocol: the probability threshold used (calibrated on training concepts)
 
     @classmethod
     def from_predictions(cls, predictions: Sequence[bool], examples: Sequence["Example"]) -> "RecognitionScores":
@@ -220,11 +255,12 @@ class RecognitionEvaluator:
     """
 
     def __init__(self, processor: Any, examples: Sequence["Example"], batch_size: int = 64,
-                 protocol: str = "yes_no", max_description_tokens: int = 16) -> None:
+                 protocol: str = "yes_no", max_description_tokens: int = 16,
+                 calibration: Sequence["Example"] = ()) -> None:
         from slc.agent.loading import yes_no_token_ids
 
-        if protocol not in ("yes_no", "describe"):
-            raise ValueError(f"protocol must be 'yes_no' or 'describe', not {protocol!r}")
+        if protocol not in ("yes_no", "describe", "likelihood"):
+            raise ValueError(f"protocol must be 'yes_no', 'describe' or 'likelihood', not {protocol!r}")
         self.processor = processor
         self.examples = list(examples)
         self.batch_size = batch_size
@@ -232,19 +268,49 @@ class RecognitionEvaluator:
         self.max_description_tokens = max_description_tokens
         self.yes, self.no = yes_no_token_ids(processor)
         self.last_descriptions: list[str] = []
+        # likelihood protocol: the probability threshold, re-chosen at every call on ``calibration`` (examples
+        # of TRAINING concepts, never the evaluated ones); 0.5 without them
+        self.calibration = list(calibration)
+        self.threshold = 0.5
 
     def predict_with_history(self, model: Any, histories: list[list[tuple[str, str]]]) -> list[bool]:
         """Yes/No predictions with the given first turns (diagnostics: the decision on true descriptions)."""
-        saved = self.examples
+        saved, keep = self.examples, self.protocol
         try:
             self.examples = [e.model_copy(update={"history": h}) for e, h in zip(saved, histories)]
-            self.protocol, keep = "given", self.protocol
+            self.protocol = "given"  # use these histories as they are
             return self.predict(model)
         finally:
             self.examples, self.protocol = saved, keep
 
+    def _logprobs(self, model: Any, rows: Sequence["Example"]) -> list[float]:
+        from slc.agent.loading import description_logprobs
+
+        out: list[float] = []
+        for i in range(0, len(rows), self.batch_size):
+            chunk = rows[i : i + self.batch_size]
+            out += description_logprobs(model, self.processor, [[e.image] for e in chunk], [e.concept_identity for e in chunk])
+        return out
+
+    def calibrate(self, model: Any) -> float:
+        """Likelihood protocol: the threshold with the best weighted accuracy on the calibration examples."""
+        import torch
+
+        if self.protocol != "likelihood" or not self.calibration:
+            return self.threshold
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                self.threshold = best_threshold(self._logprobs(model, self.calibration), self.calibration)
+        finally:
+            model.train(was_training)
+        return self.threshold
+
     def predict(self, model: Any) -> list[bool]:
         import torch
+
+        self.calibrate(model)
 
         from slc.agent.loading import describe_images
         from slc.training.data import encode
@@ -259,6 +325,10 @@ class RecognitionEvaluator:
             with torch.inference_mode():
                 for i in range(0, len(self.examples), self.batch_size):
                     chunk = self.examples[i : i + self.batch_size]
+                    if self.protocol == "likelihood":
+                        lp = self._logprobs(model, chunk)
+                        preds += [v > math.log(self.threshold) for v in lp]
+                        continue
                     if self.protocol == "describe":
                         texts = describe_images(model, self.processor, [[e.image] for e in chunk],
                                                 max_new_tokens=self.max_description_tokens)
@@ -278,6 +348,8 @@ class RecognitionEvaluator:
 
     def __call__(self, model: Any) -> RecognitionScores:
         scores = RecognitionScores.from_predictions(self.predict(model), self.examples)
+        if self.protocol == "likelihood":
+            scores = scores.model_copy(update={"threshold": self.threshold})
         truth = [e.description for e in self.examples]
         if self.last_descriptions and all(truth):
             exact = sum(d == t for d, t in zip(self.last_descriptions, truth)) / len(truth)
@@ -288,9 +360,22 @@ class RecognitionEvaluator:
             oracle = RecognitionEvaluator(self.processor, self.examples, self.batch_size, protocol="yes_no")
             oracle_preds = oracle.predict_with_history(model, [describe_turn(t) for t in truth])
             decision = RecognitionScores.from_predictions(oracle_preds, self.examples).weighted
+            lik = RecognitionEvaluator(self.processor, self.examples, self.batch_size, protocol="likelihood")
             scores = scores.model_copy(update={"description_exact": exact, "description_slots": per_slot,
-                                               "decision_given_truth": decision})
+                                               "decision_given_truth": decision, "likelihood": lik(model).weighted})
         return scores
+
+
+def best_threshold(logprobs: Sequence[float], examples: Sequence["Example"]) -> float:
+    """The probability threshold (log-spaced grid 1e-4 .. 0.9) maximizing weighted accuracy on ``examples``;
+    ties go to the larger threshold (the stricter, less lenient rule)."""
+    grid = [math.exp(math.log(1e-4) + i * (math.log(0.9) - math.log(1e-4)) / 59) for i in range(60)]
+    best, best_acc = 0.5, -1.0
+    for t in grid:
+        acc = RecognitionScores.from_predictions([v > math.log(t) for v in logprobs], examples).weighted
+        if acc >= best_acc:
+            best, best_acc = t, acc
+    return best
 
 
 def describe_turn(description: str) -> list[tuple[str, str]]:
@@ -543,7 +628,7 @@ def train(
         lr=cfg.lr, betas=(0.9, 0.98),
     )  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, clock))
-    trainer_cls = Trainer if aux_head is None else _aux_trainer_class(Trainer)
+    trainer_cls = _slc_trainer_class(Trainer)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -579,6 +664,6 @@ def train(
 
 
 __all__ = [
-    "ExampleCollator", "RecognitionEvaluator", "RecognitionScores", "TrainClock", "TrainConfig", "TrainResult",
+    "best_threshold", "sequence_loss", "ExampleCollator", "RecognitionEvaluator", "RecognitionScores", "TrainClock", "TrainConfig", "TrainResult",
     "make_stream_dataset", "prepare_model", "task_batches", "train",
 ]
