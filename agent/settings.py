@@ -41,6 +41,13 @@ class ChromaSettings(BaseModel):
     )
     hnsw_ef_construction: int = Field(default=200, ge=10)
     hnsw_m: int = Field(default=32, ge=4)
+    hnsw_sync_threshold: int = Field(
+        default=100,
+        ge=10,
+        description="Records Chroma keeps in its log before it folds them into the HNSW index file, fixed when a "
+        "collection is created. Every add and query pays for the unfolded log: Chroma's default 1000 made "
+        "5-photo adds 15.4 ms (23.4 ms at 10k images) where 100 gives ~10 ms (14.4 ms); queries gain too.",
+    )
 
     @property
     def mode(self) -> Literal["embedded", "server"]:

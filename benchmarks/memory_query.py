@@ -87,7 +87,7 @@ def run_one(kind: str, n: int, ef: int, db: np.ndarray, queries: np.ndarray, arg
     keep = args.index_dir is not None
     if keep:  # built once, reused by later runs (a 100k build takes minutes; queries are what is timed)
         s = Settings().chroma
-        tmp = args.index_dir / f"{kind}-n{n}-d{args.dim}-seed{args.seed}-M{s.hnsw_m}-efc{s.hnsw_ef_construction}-ef{ef}"
+        tmp = args.index_dir / f"{kind}-n{n}-d{args.dim}-seed{args.seed}-M{s.hnsw_m}-efc{s.hnsw_ef_construction}-ef{ef}-sync{s.hnsw_sync_threshold}"
     else:
         tmp = Path(tempfile.mkdtemp(prefix="slc-bench-mem-"))
     mem = None
@@ -243,7 +243,7 @@ def main() -> None:
         pass
     s = Settings().chroma
     print(f"memory query benchmark: dim={args.dim}, {args.queries} queries, top-{args.k}, HNSW M={s.hnsw_m} "
-          f"ef_construction={s.hnsw_ef_construction}, cpus={os.cpu_count()}, python {sys.version.split()[0]}")
+          f"ef_construction={s.hnsw_ef_construction} sync_threshold={s.hnsw_sync_threshold}, cpus={os.cpu_count()}, python {sys.version.split()[0]}")
     rows = bench_queries(args)
     print()
     print(f"| vectors | concepts | ef_search | median ms | p95 ms | recall@{args.k} | brute-force median ms | brute-force p95 ms |")
