@@ -232,12 +232,21 @@ def concept_context(query: ConceptQuery) -> str:
     return P.SMALL_CONCEPT_CONTEXT.format(token=query.token, category=category, description=description, attributes=attributes)
 
 
+def missing_identity(query: ConceptQuery) -> str | None:
+    """Why ``recognition="likelihood"`` cannot score this concept (None when it can)."""
+    if not query.category or not query.attributes:
+        return (f"concept {query.token} has no category/identity attributes, which likelihood recognition "
+                "scores; store its identity (ConceptMemory.update(identity=...)) or use a yes_no bank")
+    return None
+
+
 def identity_text(query: ConceptQuery) -> str:
     """'a star; colour: red; pattern: solid; accessory: none': the concept's category and identity
     attributes in the form the describe turn answers in (``recognition="likelihood"`` scores exactly this
     text). Raises ValueError for a concept without category or attributes (nothing to score)."""
-    if not query.category or not query.attributes:
-        raise ValueError(f"concept {query.token} has no category/identity attributes: likelihood recognition needs both")
+    reason = missing_identity(query)
+    if reason:
+        raise ValueError(reason)
     return f"a {query.category}; " + "; ".join(f"{k}: {v}" for k, v in query.attributes.items())
 
 
@@ -669,8 +678,15 @@ class SmallVLM:
         descriptions: dict[Any, str] = {}
         for chunk, imgs in self._batches(pairs, photos, refs, bs):
             if self.recognition == "likelihood":
-                for p, sc in zip(chunk, self._likelihood_scores(chunk, imgs, queries)):
-                    p.score = sc
+                # a concept without identity attributes has nothing to score: its pairs stay unscored and
+                # come back "unknown" with the reason (never a silent "absent"); the others are scored
+                ok = [i for i, p in enumerate(chunk) if not missing_identity(queries[p.concept])]
+                for p in chunk:
+                    p.error = missing_identity(queries[p.concept])
+                scorable = [chunk[i] for i in ok]
+                if scorable:
+                    for p, sc in zip(scorable, self._likelihood_scores(scorable, [imgs[i] for i in ok], queries)):
+                        p.score = sc
                 bar.update(len(chunk))
                 done += len(chunk)
                 continue
@@ -706,7 +722,7 @@ class SmallVLM:
         if p.score is None:  # the query image could not be read
             return Detection(
                 concept=query.name, status="unknown", confidence=0.5, adapter=adapter, round=round,
-                prompt_version=P.SMALL_VLM_PROMPT_VERSION, error=image_error or "not scored",
+                prompt_version=P.SMALL_VLM_PROMPT_VERSION, error=image_error or p.error or "not scored",
             )  # fmt: skip
         status, source = derive_status(p.score, p.answer, min_yes_no_mass=self.min_yes_no_mass)
         a = p.answer

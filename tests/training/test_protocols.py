@@ -180,3 +180,23 @@ def test_calibrated_threshold_decides_and_is_read_from_the_bank(tiny_vlm_path, w
     assert vlm.likelihood_threshold == pytest.approx(cut)
     dets = vlm.scan([e.image for e in rows], query.model_copy(update={"adapter": "m0"}))
     assert [d.status == "present" for d in dets] == [v >= math.log(cut) for v in lp]
+
+
+def test_likelihood_mode_marks_concepts_without_identity_unknown(tiny_vlm_path, world):
+    """A user concept registered with only a description cannot be scored by likelihood recognition: its
+    detections come back "unknown" with the reason, while concepts with an identity in the same call are
+    scored (the call does not fail and nothing is silently "absent")."""
+    from slc.agent.detection import ConceptQuery
+    from slc.agent.small_vlm import SmallVLM
+    from slc.cat.render import render
+    from slc.training.data import concept_query
+
+    vlm = SmallVLM.from_pretrained(tiny_vlm_path("idefics3"), device="cpu", dtype="float32", locate="never",
+                                   recognition="likelihood")
+    concept = world.get([c.name for c in world][0])
+    full = concept_query(concept, "full")
+    bare = ConceptQuery(name="bo", description="my golden retriever")
+    image = render(concept.tree, seed=0)
+    scored, unknown = vlm.detect(image, [full, bare])
+    assert scored.status in ("present", "absent") and scored.error is None
+    assert unknown.status == "unknown" and "identity" in unknown.error and "<bo>" in unknown.error
