@@ -84,29 +84,26 @@ def print_turn(result: Any, *, detections: list[Any] | None = None, console: Any
     from rich.panel import Panel
     from rich.table import Table
 
+    def table(title: str, columns: tuple[str, ...], rows: Any) -> None:
+        t = Table(title=title)
+        for col in columns:
+            t.add_column(col)
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
+
     console = console or Console()
     if detections:
-        t = Table(title="small VLM detections (every round)")
-        for col in ("round", "concept", "status", "confidence", "location", "source"):
-            t.add_column(col)
-        for d in detections:
-            t.add_row(str(d.round), f"<{d.concept}>", d.status, f"{d.confidence:.2f}",
-                      d.location_absolute or "", d.status_source or (d.error or d.parse_error or ""))
-        console.print(t)
+        table("small VLM detections (every round)", ("round", "concept", "status", "confidence", "location", "source"),
+              ((str(d.round), f"<{d.concept}>", d.status, f"{d.confidence:.2f}", d.location_absolute or "",
+                d.status_source or (d.error or d.parse_error or "")) for d in detections))
     if result.verdicts:
-        t = Table(title="large VLM verdicts (reflection)")
-        for col in ("round", "concept", "claim", "verdict", "feedback"):
-            t.add_column(col)
-        for v in result.verdicts:
-            t.add_row(str(v.round), f"<{v.concept}>", v.claim, v.verdict, v.feedback[:80])
-        console.print(t)
+        table("large VLM verdicts (reflection)", ("round", "concept", "claim", "verdict", "feedback"),
+              ((str(v.round), f"<{v.concept}>", v.claim, v.verdict, v.feedback[:80]) for v in result.verdicts))
     if result.final:
-        t = Table(title="report the answer relied on")
-        for col in ("concept", "present", "verified", "location", "note"):
-            t.add_column(col)
-        for f in result.final:
-            t.add_row(f"<{f.concept}>", f.present, "yes" if f.verified else "no", f.location_absolute or "", f.note[:80])
-        console.print(t)
+        table("report the answer relied on", ("concept", "present", "verified", "location", "note"),
+              ((f"<{f.concept}>", f.present, "yes" if f.verified else "no", f.location_absolute or "", f.note[:80])
+               for f in result.final))
     title = "answer (degraded: large VLM unavailable)" if result.degraded else "answer"
     console.print(Panel(result.answer.text, title=title, expand=False))
     for flag in result.flags:

@@ -680,9 +680,10 @@ class SmallVLM:
             if self.recognition == "likelihood":
                 # a concept without identity attributes has nothing to score: its pairs stay unscored and
                 # come back "unknown" with the reason (never a silent "absent"); the others are scored
-                ok = [i for i, p in enumerate(chunk) if not missing_identity(queries[p.concept])]
-                for p in chunk:
-                    p.error = missing_identity(queries[p.concept])
+                reasons = [missing_identity(queries[p.concept]) for p in chunk]
+                for p, reason in zip(chunk, reasons):
+                    p.error = reason
+                ok = [i for i, reason in enumerate(reasons) if reason is None]
                 scorable = [chunk[i] for i in ok]
                 if scorable:
                     for p, sc in zip(scorable, self._likelihood_scores(scorable, [imgs[i] for i in ok], queries)):

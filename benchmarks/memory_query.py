@@ -53,6 +53,7 @@ def make_vectors(kind: str, n: int, dim: int, n_queries: int, rng: np.random.Gen
 
 def fill(mem, db: np.ndarray, batch: int) -> list[str]:
     """Bulk-load one reference image per concept straight into the memory's two collections."""
+    from slc.memory.store import _image_record_id  # the id format the memory's queries read back
     ids = [f"{i:032x}" for i in range(len(db))]  # stable, so a kept index (--index-dir) maps to the same vectors
     # concept records need a vector; text recall is not measured here, so random unit vectors will do
     text_vecs = np.random.default_rng(1).standard_normal((len(db), 384)).astype(np.float32)
@@ -61,7 +62,7 @@ def fill(mem, db: np.ndarray, batch: int) -> list[str]:
     for s in range(0, len(db), batch):
         chunk = ids[s : s + batch]
         mem._imgs.add(
-            ids=[f"{cid}:{'0' * 64}" for cid in chunk],
+            ids=[_image_record_id(cid, "0" * 64) for cid in chunk],
             embeddings=db[s : s + batch],
             metadatas=[{"concept_id": cid, "sha256": "0" * 64} for cid in chunk],
         )

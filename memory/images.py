@@ -156,7 +156,7 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _normalize(img: Image.Image, name: str, *, from_file: bool) -> Image.Image:
-    if from_file:
+    if from_file and _orientation(img) != 1:  # exif_transpose copies even an upright photo: skip it then
         try:
             img = ImageOps.exif_transpose(img)
         except Exception:  # noqa: BLE001 - a broken EXIF block must not reject an otherwise fine photo
@@ -373,17 +373,15 @@ class ImageStore:
         side (an encoder's input), so a JPEG stored as is may be decoded at a reduced scale; the image
         returned is then smaller than the stored one, whose size is in ``info["slc_full_size"]``."""
         raw, original, name = _decode(source, self.max_pixels, draft_side=decode_side, draft_max_side=self.max_side)
+        fits = not self.max_side or max(stored_size(raw)) <= self.max_side
+        data = _original_bytes(raw, original) if original is not None and fits else None
         full_size = raw.info.get("slc_full_size")
-        if full_size and _original_bytes(raw, original) is None:  # type: ignore[arg-type]
+        if full_size and data is None:
             raw, original, name = _decode(source, self.max_pixels)  # it must be re-encoded: decode it whole
             full_size = None
-        img = _normalize(raw, name, from_file=original is not None)
-        data = None
-        if self.max_side and max(img.size) > self.max_side:
-            img = img.copy()
-            img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
-        elif original is not None:
-            data = _original_bytes(raw, original)
+        img = _normalize(raw, name, from_file=original is not None)  # always a new image, never the caller's
+        if not fits:
+            img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)  # type: ignore[arg-type]
         if data is None:
             data = self._encode(img)
         if full_size:

@@ -142,6 +142,16 @@ def _background() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _image_record_id(concept_id: str, sha256: str) -> str:
+    """Chroma id of one reference image of one concept; :func:`_concept_of` reads the concept back, so
+    image queries need no metadata fetch."""
+    return f"{concept_id}:{sha256}"
+
+
+def _concept_of(record_id: str) -> str:
+    return record_id.partition(":")[0]
+
+
 def _as_list(images: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
     if isinstance(images, (str, Path, bytes, bytearray)) or hasattr(images, "getpixel"):
         return [images]  # type: ignore[list-item]
@@ -441,7 +451,7 @@ class ConceptMemory:
     def _write_images(self, cid: str, items: Sequence[_Prepared]) -> list[ReferenceImage]:
         refs = [self.images.write(p.data, p.sha, stored_size(p.image)) for p in items]
         self._imgs.add(
-            ids=[f"{cid}:{p.sha}" for p in items],
+            ids=[_image_record_id(cid, p.sha) for p in items],
             embeddings=[p.embedding.tolist() for p in items],  # type: ignore[union-attr]
             metadatas=[{"concept_id": cid, "sha256": p.sha} for p in items],
         )
@@ -478,7 +488,7 @@ class ConceptMemory:
             text_job.cancel()  # a bad photo: the text vector is not needed (if it already runs, it is dropped)
             raise
         text_vec = text_job.result()
-        record_ids = [f"{cid}:{p.sha}" for p in items]
+        record_ids = [_image_record_id(cid, p.sha) for p in items]
         with self._lock:
             if self._find(name) is not None:
                 raise DuplicateConceptError(f"Concept <{name}> already exists for tenant {self.tenant!r}")
@@ -512,7 +522,7 @@ class ConceptMemory:
             items = [p for p in items if p.sha not in have]
             if not items:
                 return concept
-            record_ids = [f"{concept.id}:{p.sha}" for p in items]
+            record_ids = [_image_record_id(concept.id, p.sha) for p in items]
             new_files = [p.sha for p in items if not self.images.exists(p.sha)]
             with self._journal(record_ids, new_files):
                 try:
@@ -546,7 +556,7 @@ class ConceptMemory:
             keep = [i for i in concept.images if i.sha256 not in drop]
             if not keep:
                 raise InvalidImageError(f"Cannot remove every reference image of <{concept.name}>; delete the concept instead")
-            record_ids = [f"{concept.id}:{s}" for s in drop]
+            record_ids = [_image_record_id(concept.id, s) for s in drop]
             with self._journal(record_ids, drop):
                 concept.images = keep
                 concept.updated_at = datetime.now(timezone.utc)
@@ -612,7 +622,7 @@ class ConceptMemory:
             if concept is None:
                 raise self._unknown(name)
             shas = [i.sha256 for i in concept.images]
-            record_ids = [f"{concept.id}:{s}" for s in shas]
+            record_ids = [_image_record_id(concept.id, s) for s in shas]
             with self._journal(record_ids, shas):
                 self._concepts.delete(ids=[concept.id])  # commit: from here on the concept is gone
                 self._reconcile(record_ids, shas)
@@ -645,7 +655,7 @@ class ConceptMemory:
     def concept_embedding(self, name: str) -> np.ndarray:
         """Mean of the concept's reference-image embeddings, L2-normalized (for adapter routing)."""
         concept = self.get(name)
-        got = self._imgs.get(ids=[f"{concept.id}:{i.sha256}" for i in concept.images], include=["embeddings"])
+        got = self._imgs.get(ids=[_image_record_id(concept.id, i.sha256) for i in concept.images], include=["embeddings"])
         vecs = np.asarray(got["embeddings"], dtype=np.float32)
         if vecs.size == 0:
             raise InvalidImageError(f"<{concept.name}> has no stored image embeddings; re-add its images")
@@ -678,14 +688,14 @@ class ConceptMemory:
 
     def _query_image_vector(self, vec: np.ndarray, top_k: int, threshold: float) -> list[tuple[str, float]]:
         k = max(top_k * 5, 20)  # several images per concept: over-fetch, then aggregate per concept
-        # Image record ids are "<concept id>:<sha256>", so the concept comes from the id: fetching the
-        # records' metadata cost ~1.8 ms of a ~5 ms query at 10k concepts (benchmarks/memory_query.py).
+        # The concept comes from the record id (_concept_of): fetching the records' metadata cost
+        # ~1.8 ms of a ~5 ms query at 10k concepts (benchmarks/memory_query.py).
         res = self._imgs.query(query_embeddings=[np.asarray(vec, dtype=np.float32).tolist()], n_results=k,
                                include=["distances"])
         best: dict[str, float] = {}
         for rid, dist in zip(res["ids"][0], res["distances"][0]):
             sim = 1.0 - float(dist)
-            cid = rid.partition(":")[0]
+            cid = _concept_of(rid)
             if sim >= threshold and sim > best.get(cid, -2.0):
                 best[cid] = sim
         return sorted(best.items(), key=lambda kv: -kv[1])
