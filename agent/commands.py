@@ -63,7 +63,7 @@ def ask(
     from slc.agent.console import print_json, print_turn, turn_payload
     from slc.agent.turns import run_turn
     from slc.graphs.sessions import open_graph
-    from slc.memory.images import load_image
+    from slc.agent.images import load_image
 
     image, question = _check_question(image, question)
     load_image(image)  # InvalidImageError naming the file and the reason, before any model loads
@@ -97,7 +97,7 @@ def chat(
     from slc.agent.errors import InvalidImageError, SLCError
     from slc.agent.turns import run_turn
     from slc.graphs.sessions import open_graph
-    from slc.memory.images import load_image
+    from slc.agent.images import load_image
 
     console = Console()
     settings, ctx = _context(small_model, large_model, base_url, tenant)

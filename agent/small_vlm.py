@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from slc.agent.settings import Settings
-    from slc.memory.images import ImageSource
+    from slc.agent.images import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +571,7 @@ class SmallVLM:
         """
         from tqdm.auto import tqdm
 
-        from slc.memory.images import load_image
+        from slc.agent.images import load_image
 
         queries = list(concepts)
         if not queries:
@@ -759,7 +759,7 @@ class _LazyImages:
 
     def get(self, i: int) -> "Image | None":
         from slc.agent.errors import InvalidImageError
-        from slc.memory.images import load_image
+        from slc.agent.images import load_image
 
         if i in self.errors:
             return None

@@ -283,7 +283,7 @@ class ChatModelPredictor:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         from slc.agent.large_vlm import image_part
-        from slc.memory.images import load_image
+        from slc.agent.images import load_image
 
         out: list[Any] = []
         if self.use_item_system and item.system:

@@ -71,7 +71,7 @@ class SmallVLMPredictor:
         return q
 
     def _images(self, item: Item) -> list[Any]:
-        from slc.memory.images import load_image
+        from slc.agent.images import load_image
 
         if item.images and self.root is None:
             raise FileNotFoundError(f"item {item.id} has images but no dataset root was given")

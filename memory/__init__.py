@@ -15,7 +15,7 @@ _EXPORTS = {
     "ConceptMemory": "slc.memory.store",
     "normalize_name": "slc.memory.store",
     "tenant_key": "slc.memory.store",
-    "load_image": "slc.memory.images",
+    "load_image": "slc.agent.images",
     "ImageStore": "slc.memory.images",
     "ImageEmbedder": "slc.memory.embedders",
     "TextEmbedder": "slc.memory.embedders",

@@ -66,7 +66,8 @@ from slc.agent.errors import (
     UnknownConceptError,
 )
 from slc.agent.settings import Settings, get_settings
-from slc.memory.images import ImageSource, ImageStore, load_image, stored_size
+from slc.agent.images import ImageSource, load_image
+from slc.memory.images import ImageStore, stored_size
 from slc.memory.types import Concept, Identity, RecallHit, ReferenceImage
 
 if TYPE_CHECKING:

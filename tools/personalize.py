@@ -170,7 +170,7 @@ class PersonalizeTool(BaseTool):
         question: str | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, DetectionReport]:
-        from slc.memory.images import load_image
+        from slc.agent.images import load_image
 
         names = PersonalizeInput(image=image, concepts=concepts).concepts  # also when called without the schema
         try:

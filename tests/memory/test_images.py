@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from slc.agent.errors import InvalidImageError
-from slc.memory.images import ImageStore, load_image
+from slc.agent.images import load_image
+from slc.memory.images import ImageStore
 
 from .conftest import image_bytes, noise_image, write_image
 
