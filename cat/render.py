@@ -7,6 +7,9 @@ object for a relative location) with no model and no network, fast enough (thous
 How: everything is drawn at 2x and box-downsampled (cheap anti-aliasing), then lighting (a brightness
 factor) and sensor noise are applied at the final size. The seed only moves things *within* what the
 tree says (exact position inside its cell, +-5% size, clutter placement, noise), never across leaves.
+Instance leaves (v2 trees) change the body's shade, proportions and pattern scale, add a pale mark in the
+object's own frame (it turns with the object) and colour the accessory; a tree without them draws as v1.
+``companions`` draws other concepts in the same photo (the "several objects" scenes).
 """
 
 from __future__ import annotations
@@ -64,19 +67,24 @@ def location_name(x: float, y: float, size: int) -> str:
     return " ".join(p for p in (row, col) if p) or "center"
 
 
-def shape_polygon(shape: str, cx: float, cy: float, r: float, angle_deg: float) -> list[tuple[float, float]] | None:
-    """Vertices of a shape of circumradius r (None for a circle, drawn as an ellipse)."""
+def shape_polygon(shape: str, cx: float, cy: float, r: float, angle_deg: float,
+                  aspect: float = 1.0) -> list[tuple[float, float]] | None:
+    """Vertices of a shape of circumradius r, ``aspect`` = width / height in its own frame (None for an
+    upright-proportioned circle, drawn as an ellipse)."""
     a0 = math.radians(angle_deg)
+    sx, sy = math.sqrt(aspect), 1.0 / math.sqrt(aspect)
 
     def rot(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         c, s = math.cos(a0), math.sin(a0)
-        return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts]
+        return [(cx + x * sx * c - y * sy * s, cy + x * sx * s + y * sy * c) for x, y in pts]
 
     def regular(n: int, start: float) -> list[tuple[float, float]]:
         return [(r * math.cos(start + 2 * math.pi * i / n), r * math.sin(start + 2 * math.pi * i / n)) for i in range(n)]
 
     if shape == "circle":
-        return None
+        if aspect == 1.0:
+            return None
+        return rot([(r * math.cos(2 * math.pi * i / 48), r * math.sin(2 * math.pi * i / 48)) for i in range(48)])
     if shape == "square":
         return rot(regular(4, math.pi / 4))
     if shape == "triangle":
@@ -106,10 +114,10 @@ def shape_polygon(shape: str, cx: float, cy: float, r: float, angle_deg: float) 
     raise ConceptTreeError(f"the concept world cannot draw shape {shape!r}; known: {list(W.SHAPES)}")
 
 
-def _shape_mask(shape: str, cx: float, cy: float, r: float, angle: float, n: int) -> Image.Image:
+def _shape_mask(shape: str, cx: float, cy: float, r: float, angle: float, n: int, aspect: float = 1.0) -> Image.Image:
     mask = Image.new("L", (n, n), 0)
     d = ImageDraw.Draw(mask)
-    poly = shape_polygon(shape, cx, cy, r, angle)
+    poly = shape_polygon(shape, cx, cy, r, angle, aspect)
     if poly is None:
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     else:
@@ -118,12 +126,12 @@ def _shape_mask(shape: str, cx: float, cy: float, r: float, angle: float, n: int
 
 
 def _pattern(pattern: str, box: tuple[int, int, int, int], cx: float, cy: float, r: float,
-             angle: float) -> np.ndarray | None:
+             angle: float, scale: float = 1.0) -> np.ndarray | None:
     """Boolean ink mask of a pattern over ``box`` (x0, y0, x1, y1), in the object's own rotated frame."""
     if pattern == "solid":
         return None
     x0, y0, x1, y1 = box
-    period = max(4.0 * _SS, r / 2.2)
+    period = max(4.0 * _SS, r / 2.2) * scale
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     a = math.radians(angle)
     u = (xs - cx) * math.cos(a) + (ys - cy) * math.sin(a)
@@ -139,8 +147,8 @@ def _pattern(pattern: str, box: tuple[int, int, int, int], cx: float, cy: float,
     raise ConceptTreeError(f"the concept world cannot draw pattern {pattern!r}; known: {list(W.PATTERNS)}")
 
 
-def _accessory(draw: ImageDraw.ImageDraw, accessory: str, cx: float, top: float, bottom: float, r: float) -> None:
-    ink = W.ACCESSORY_RGB
+def _accessory(draw: ImageDraw.ImageDraw, accessory: str, cx: float, top: float, bottom: float, r: float,
+               ink: tuple[int, int, int] = W.ACCESSORY_RGB) -> None:
     if accessory == "none":
         return
     if accessory == "hat":
@@ -165,8 +173,13 @@ def _accessory(draw: ImageDraw.ImageDraw, accessory: str, cx: float, top: float,
 _ACC_EXTENT = {"none": (0.0, 0.0), "hat": (0.7, 0.0), "antenna": (0.9, 0.0), "bowtie": (0.0, 0.6)}
 
 
+_BACKGROUNDS = {**W.BACKGROUNDS, **W.SHIFTED_BACKGROUNDS}
+_SCALES = {**W.SCALES, **W.SHIFTED_SCALES}
+_LIGHTING = {**W.LIGHTING, **W.SHIFTED_LIGHTING}
+
+
 def _background(name: str, texture: str, n: int, rng: np.random.Generator) -> Image.Image:
-    base = W.BACKGROUNDS[name]
+    base = _BACKGROUNDS[name]
     if texture == "plain":
         return Image.new("RGB", (n, n), base)
     img = np.broadcast_to(np.array(base, dtype=np.float32), (n, n, 3)).copy()
@@ -179,19 +192,55 @@ def _background(name: str, texture: str, n: int, rng: np.random.Generator) -> Im
     return Image.fromarray(img.clip(0, 255).astype(np.uint8), "RGB")
 
 
+def _instance(tree: ConceptTree) -> dict[str, str]:
+    inst = {**W.INSTANCE_REFERENCE, **tree.instance()}
+    _check("mark", inst["mark"], W.MARKS)
+    _check("accessory_colour", inst["accessory_colour"], W.ACCESSORY_COLOURS)
+    return inst
+
+
+def _draw_object(img: Image.Image, tree: ConceptTree, inst: dict[str, str], cx: float, cy: float, r: float,
+                 angle: float) -> tuple[int, int, int, int]:
+    """Body (shade, proportions), pattern, mark and accessory of one object; returns the body's box."""
+    n = img.size[0]
+    ident = tree.identity()
+    colour = W.shade_rgb(ident["colour"], inst["shade"])
+    mask = _shape_mask(tree.root, cx, cy, r, angle, n, float(inst["aspect"]))
+    x0, y0, x1, y1 = mask.getbbox() or (0, 0, n, n)
+    img.paste(colour, (0, 0, n, n), mask)
+    ink = _pattern(ident["pattern"], (x0, y0, x1, y1), cx, cy, r, angle, float(inst["pattern_scale"]))
+    if ink is not None:
+        sub = np.asarray(mask.crop((x0, y0, x1, y1)), dtype=np.uint8) * ink
+        dark = tuple(int(c * _DARK) for c in colour)
+        img.paste(dark, (x0, y0, x1, y1), Image.fromarray(sub.astype(np.uint8), "L"))
+    draw = ImageDraw.Draw(img)
+    if inst["mark"] != "none":  # a pale dot inside the body, at its angle in the object's own frame
+        t = math.radians(angle + float(inst["mark"]) - 90)
+        mx, my, mr = cx + 0.36 * r * math.cos(t), cy + 0.36 * r * math.sin(t), 0.2 * r
+        draw.ellipse([mx - mr, my - mr, mx + mr, my + mr], fill=W.MARK_RGB)
+    _accessory(draw, ident["accessory"], cx, y0, y1, r, W.ACCESSORY_COLOURS[inst["accessory_colour"]])
+    return x0, y0, x1, y1
+
+
 def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = None, size: int = 64,
-                     seed: int = 0) -> tuple[Image.Image, RenderInfo]:
-    """Render a concept-world tree (free leaves overridable by ``free_values``); returns image + truth."""
+                     seed: int = 0, companions: list[ConceptTree] | tuple[ConceptTree, ...] = ()) -> tuple[Image.Image, RenderInfo]:
+    """Render a concept-world tree (free leaves overridable by ``free_values``); returns image + truth.
+
+    ``companions``: other concepts drawn small in free cells of the same photo (scenes with several
+    objects); they never overlap the main object."""
     if size < 16:
         raise ValueError(f"size must be >= 16 px, got {size}")
-    leaves = {**W.REFERENCE_FREE, **tree.leaves(), **(free_values or {})}
+    leaves = {**W.REFERENCE_FREE, **tree.free(), **(free_values or {})}
     shape = tree.root
     _check("shape", shape, W.SHAPES)
-    for dim, allowed in (("colour", W.PALETTE), ("pattern", W.PATTERNS), ("accessory", W.ACCESSORIES),
-                         ("position", W.POSITIONS), ("scale", W.SCALES), ("rotation", W.ROTATIONS),
-                         ("background", W.BACKGROUNDS), ("texture", W.TEXTURES), ("clutter", W.CLUTTER),
-                         ("lighting", W.LIGHTING), ("noise", W.NOISE)):
+    ident = tree.identity()
+    for dim, allowed in (("colour", W.ALL_COLOURS), ("pattern", W.PATTERNS), ("accessory", W.ACCESSORIES)):
+        _check(dim, ident.get(dim, ""), allowed)
+    for dim, allowed in (("position", W.POSITIONS), ("scale", _SCALES), ("rotation", W.ROTATIONS),
+                         ("background", _BACKGROUNDS), ("texture", W.TEXTURES), ("clutter", W.CLUTTER),
+                         ("lighting", _LIGHTING), ("noise", W.NOISE)):
         _check(dim, leaves.get(dim, ""), allowed)
+    inst = _instance(tree)
 
     rnd = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -199,11 +248,11 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
     img = _background(leaves["background"], leaves["texture"], n, nrng)
 
     # Body geometry (in supersampled pixels), clamped so body + accessory stay inside the frame.
-    r = W.SCALES[leaves["scale"]] * n / 2 * rnd.uniform(0.95, 1.05)
+    r = _SCALES[leaves["scale"]] * n / 2 * rnd.uniform(0.95, 1.05)
     angle = float(leaves["rotation"]) + rnd.uniform(-4, 4)
     fx, fy = _cell_xy(leaves["position"])
     cx, cy = (fx + rnd.uniform(-0.03, 0.03)) * n, (fy + rnd.uniform(-0.03, 0.03)) * n
-    up, down = _ACC_EXTENT[leaves["accessory"]]
+    up, down = _ACC_EXTENT[ident["accessory"]]
     margin = 1.5 * _SS
     cx = min(max(cx, r + margin), n - r - margin)
     cy = min(max(cy, r * (1 + up) + margin), n - r * (1 + down) - margin)
@@ -230,22 +279,14 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
             clutter.append(ClutterInfo(shape=cshape, colour=cname, center=(x / _SS, y / _SS)))
             break
 
-    # Body: solid colour through the shape mask, then pattern ink (a darker shade) inside the body only.
-    colour = W.PALETTE[leaves["colour"]]
-    mask = _shape_mask(shape, cx, cy, r, angle, n)
-    x0, y0, x1, y1 = mask.getbbox() or (0, 0, n, n)
-    img.paste(colour, (0, 0, n, n), mask)
-    ink = _pattern(leaves["pattern"], (x0, y0, x1, y1), cx, cy, r, angle)
-    if ink is not None:
-        sub = np.asarray(mask.crop((x0, y0, x1, y1)), dtype=np.uint8) * ink
-        dark = tuple(int(c * _DARK) for c in colour)
-        img.paste(dark, (x0, y0, x1, y1), Image.fromarray(sub.astype(np.uint8), "L"))
-    draw = ImageDraw.Draw(img)
-    _accessory(draw, leaves["accessory"], cx, y0, y1, r)
+    if companions:
+        _draw_companions(img, companions, obox, random.Random(f"companions:{seed}"))
+
+    x0, y0, x1, y1 = _draw_object(img, tree, inst, cx, cy, r, angle)
 
     # Down-sample, then lighting (a per-channel LUT) and noise at the final size.
     final = img.reduce(_SS)
-    gain = W.LIGHTING[leaves["lighting"]]
+    gain = _LIGHTING[leaves["lighting"]]
     if gain != 1.0:
         final = final.point([min(255, int(round(i * gain))) for i in range(256)] * 3)
     sigma = W.NOISE[leaves["noise"]]
@@ -271,9 +312,35 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
     return final, info
 
 
-def render(tree: ConceptTree, free_values: dict[str, str] | None = None, size: int = 64, seed: int = 0) -> Image.Image:
+def _draw_companions(img: Image.Image, trees: list[ConceptTree] | tuple[ConceptTree, ...],
+                     avoid: tuple[float, float, float, float], rnd: random.Random) -> None:
+    """Other concepts, small, each in a free cell away from the main object's box (and from each other)."""
+    n = img.size[0]
+    r = 0.13 * n  # a little smaller than "small": three fit on a row
+    boxes = [avoid]
+    cells = list(W.POSITIONS)
+    rnd.shuffle(cells)
+    placed = 0
+    for cell in cells:
+        if placed == len(trees):
+            break
+        t = trees[placed]
+        up, down = _ACC_EXTENT[t.identity().get("accessory", "none")]
+        fx, fy = _cell_xy(cell)
+        cx = min(max(fx * n, r + 3), n - r - 3)
+        cy = min(max(fy * n, r * (1 + up) + 3), n - r * (1 + down) - 3)
+        box = (cx - r * 1.1, cy - r * (1 + up) - 2, cx + r * 1.1, cy + r * (1 + down) + 2)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            continue
+        boxes.append(box)
+        _draw_object(img, t, _instance(t), cx, cy, r, rnd.choice([0.0, 15.0, 30.0, 45.0]))
+        placed += 1
+
+
+def render(tree: ConceptTree, free_values: dict[str, str] | None = None, size: int = 64, seed: int = 0,
+           companions: list[ConceptTree] | tuple[ConceptTree, ...] = ()) -> Image.Image:
     """Render a concept-world tree to an RGB image of ``size`` x ``size`` pixels."""
-    return render_with_info(tree, free_values, size, seed)[0]
+    return render_with_info(tree, free_values, size, seed, companions)[0]
 
 
 __all__ = ["ClutterInfo", "RenderInfo", "location_name", "render", "render_with_info", "shape_polygon"]

@@ -32,7 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DimensionKind = Literal["identity", "free"]
+#: "identity": defines the concept and has a word (colour: red); "free": may vary between photos (pose,
+#: background); "instance": defines THIS concept but no vocabulary word names it (a shade, where a mark sits,
+#: proportions): two concepts with the same identity text differ only there (look-alike twins), so only
+#: their photos tell them apart. Instance leaves are never part of the concept's identity text.
+DimensionKind = Literal["identity", "free", "instance"]
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", str(text).strip().lower())
@@ -42,7 +46,8 @@ class Attribute(BaseModel):
     """One attribute dimension of a concept and its leaf (the concept's value in that dimension)."""
 
     name: str = Field(description="Dimension name, lower case, e.g. 'colour', 'pose'.")
-    kind: DimensionKind = Field(description="'identity' = defines the concept; 'free' = may vary freely.")
+    kind: DimensionKind = Field(description="'identity' = defines the concept (has a word); 'free' = may vary "
+                                "freely; 'instance' = defines the concept, no word names it.")
     value: str = Field(description="The leaf: the concept's value in this dimension, e.g. 'red', 'sitting'.")
 
     @field_validator("name", "value")
@@ -95,6 +100,13 @@ class ConceptTree(BaseModel):
     def free(self) -> dict[str, str]:
         return {a.name: a.value for a in self.attributes if a.kind == "free"}
 
+    def instance_dims(self) -> list[str]:
+        return self.dims("instance")
+
+    def instance(self) -> dict[str, str]:
+        """Instance leaves: visual detail of this very concept that no vocabulary word names."""
+        return {a.name: a.value for a in self.attributes if a.kind == "instance"}
+
     def leaves(self) -> dict[str, str]:
         return {a.name: a.value for a in self.attributes}
 
@@ -113,8 +125,13 @@ class ConceptTree(BaseModel):
         raise KeyError(f"tree has no dimension {name!r}; it has {self.dims()}")
 
     def same_identity(self, other: "ConceptTree") -> bool:
-        """True when root and every identity leaf are equal (free leaves may differ)."""
+        """True when root and every identity leaf are equal (free and instance leaves may differ): the two
+        have the same identity TEXT, so a text-only recognizer cannot tell them apart."""
         return self.root == other.root and self.identity() == other.identity()
+
+    def same_instance(self, other: "ConceptTree") -> bool:
+        """True when they are the same concept: same identity AND same instance leaves (free may differ)."""
+        return self.same_identity(other) and self.instance() == other.instance()
 
     # -- edits (pure: return a new tree) -------------------------------------------------------------
     def with_values(self, changes: dict[str, str], root: str | None = None) -> "ConceptTree":
@@ -143,9 +160,11 @@ class ConceptTree(BaseModel):
         return cls.model_validate_json(text)
 
     @classmethod
-    def build(cls, root: str, identity: dict[str, str], free: dict[str, str] | None = None) -> "ConceptTree":
+    def build(cls, root: str, identity: dict[str, str], free: dict[str, str] | None = None,
+              instance: dict[str, str] | None = None) -> "ConceptTree":
         """By hand: ``ConceptTree.build("dog", {"fur": "golden"}, {"pose": "sitting"})``."""
         attrs = [Attribute(name=k, kind="identity", value=v) for k, v in identity.items()]
+        attrs += [Attribute(name=k, kind="instance", value=v) for k, v in (instance or {}).items()]
         attrs += [Attribute(name=k, kind="free", value=v) for k, v in (free or {}).items()]
         return cls(root=root, attributes=attrs)
 

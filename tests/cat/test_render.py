@@ -93,7 +93,7 @@ def test_same_seed_same_pixels_and_other_sizes():
 def test_unknown_values_are_clear_errors():
     with pytest.raises(ConceptTreeError, match="shape='dragon'"):
         render(world_tree("dragon", "red"))
-    with pytest.raises(ConceptTreeError, match="colour='teal'"):
-        render(world_tree("star", "teal"))
+    with pytest.raises(ConceptTreeError, match="colour='chartreuse'"):  # teal is a test-only (v2) colour
+        render(world_tree("star", "chartreuse"))
     with pytest.raises(ValueError):
         render(world_tree("star", "red"), size=8)
