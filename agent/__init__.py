@@ -1,4 +1,6 @@
-"""slc.agent: settings, model runtimes, prompts and the `slc` command line."""
+"""slc.agent: the bottom layer: settings, errors, schemas, prompts, safe image loading, and the model runtimes
+(small VLM with its recognition protocols and adapter bank, large VLM, model loading). The `slc` command line
+lives in slc.cli."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -42,12 +42,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
+from slc.agent.detector import RecognitionName
 from slc.agent.errors import AdapterBankError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -85,10 +89,11 @@ class BankManifest(BaseModel):
     format_version: int = FORMAT_VERSION
     base_model: str = Field(description="Id or path of the checkpoint the adapters were trained on.")
     embedder: str | None = Field(default=None, description="Image encoder id/path that produced the centroids.")
-    recognition: Literal["yes_no", "describe", "likelihood"] = Field(default="yes_no", description=(
-        "How the adapters were trained to answer recognition (SmallVLM uses the same protocol): 'yes_no' = "
-        "the concept question -> Yes/No; 'describe' = the model first describes the image, then answers; "
-        "'likelihood' = P(the model describes the image as the concept's identity text)."))
+    recognition: RecognitionName = Field(default="yes_no", description=(
+        "How the adapters were trained to answer recognition (SmallVLM uses the same protocol, see "
+        "slc.agent.recognition): 'yes_no' = the concept question -> Yes/No; 'describe' = the model first "
+        "describes the image, then answers; 'likelihood' = P(the model describes the image as the concept's "
+        "identity text)."))
     recognition_threshold: float = Field(default=0.5, gt=0, lt=1, description=(
         "'likelihood' only: the probability above which a concept counts as present (calibrated on training "
         "concepts when the bank was trained)."))
@@ -215,7 +220,7 @@ class AdapterBank:
     @classmethod
     def create(
         cls, root: str | os.PathLike[str], *, base_model: str, embedder: str | None = None, exist_ok: bool = False,
-        recognition: Literal["yes_no", "describe", "likelihood"] = "yes_no",
+        recognition: RecognitionName = "yes_no",
     ) -> "AdapterBank":
         """Start an empty bank in ``root`` (refuses a folder that already holds a manifest unless ``exist_ok``)."""
         folder = Path(root).expanduser()
@@ -231,7 +236,7 @@ class AdapterBank:
     def add_adapter(
         self,
         name: str,
-        source: str | os.PathLike[str] | Any,
+        source: str | os.PathLike[str] | PeftModel,
         centroid: Sequence[float] | np.ndarray,
         *,
         concepts: Sequence[str] = (),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from pydantic import ValidationError
 
 from slc.agent.processes import console_script, free_port, stop_process, wait_healthy
 from slc.agent.errors import LargeVLMUnavailableError, MissingAPIKeyError, SLCError
@@ -63,22 +64,11 @@ _UNAVAILABLE_NAMES = {
 }
 
 
-def parse_model_spec(spec: str) -> tuple[str, str]:
-    """``"openai:gpt-4o"`` -> ("openai", "gpt-4o"); a bare known name infers its provider like langchain does."""
-    if ":" in spec:
-        provider, _, model = spec.partition(":")
-        if provider and model:
-            return provider, model
-    from langchain.chat_models.base import _attempt_infer_model_provider
-
-    provider = _attempt_infer_model_provider(spec)
-    if provider is None:
-        raise SLCError(
-            f"Cannot tell which provider serves large model {spec!r}: write it as 'provider:model' "
-            "(e.g. 'openai:gpt-4o', 'anthropic:claude-sonnet-4-5') or set large.base_url for an "
-            "OpenAI-compatible server (vLLM, Ollama, LM Studio, transformers serve)."
-        )
-    return provider, spec
+def parse_model_spec(spec: str) -> tuple[str | None, str]:
+    """``"openai:gpt-4o"`` -> ("openai", "gpt-4o"); a bare name -> (None, name), whose provider
+    ``init_chat_model`` infers when the model is built (:func:`build_large_vlm`)."""
+    provider, sep, model = spec.partition(":")
+    return (provider, model) if sep and provider and model else (None, spec)
 
 
 def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
@@ -87,8 +77,10 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
     - ``base_url`` set: ``ChatOpenAI(base_url=..., model=...)`` (vLLM, Ollama's /v1, LM Studio,
       ``transformers serve``); a missing key is fine there (local servers ignore it).
     - ``model == "local"`` without ``base_url``: an error telling how to serve one (:func:`serve_local`).
-    - otherwise a ``provider:model`` spec through ``init_chat_model``; a missing provider key raises
-      :class:`MissingAPIKeyError` naming the variable, before any request.
+    - otherwise a ``provider:model`` spec (or a bare name whose provider ``init_chat_model`` can infer,
+      e.g. ``gpt-4o``) through ``init_chat_model``. A ``provider:model`` spec with its provider's key
+      missing raises :class:`MissingAPIKeyError` naming the variable, before anything is built; for a bare
+      name only ``init_chat_model`` knows the provider, so that provider's own client reports a missing key.
     """
     large = settings.large if isinstance(settings, Settings) else settings
     key = large.api_key.get_secret_value() if large.api_key else None
@@ -111,7 +103,7 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
             "SLC_LARGE__BASE_URL=http://127.0.0.1:8000/v1 and SLC_LARGE__MODEL=<checkpoint>."
         )
     provider, model = parse_model_spec(large.model)
-    var = PROVIDER_KEY_VARS.get(provider)
+    var = PROVIDER_KEY_VARS.get(provider or "")
     if var and not key and not os.environ.get(var):
         raise MissingAPIKeyError(
             f"The large VLM {provider}:{model} needs an API key: set {var} (or SLC_LARGE__API_KEY)."
@@ -124,7 +116,19 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
     try:
         return init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as exc:
-        raise SLCError(f"Provider {provider!r} needs its LangChain package: {exc}") from exc
+        raise SLCError(f"The large VLM {large.model!r} needs its provider's LangChain package: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates unchanged
+        missing = next((v for v in PROVIDER_KEY_VARS.values() if v in str(exc)), None)
+        if missing and not key:  # a bare name's provider client refused to start without its key
+            raise MissingAPIKeyError(
+                f"The large VLM {large.model} needs an API key: set {missing} (or SLC_LARGE__API_KEY).") from exc
+        if provider is not None or not isinstance(exc, ValueError) or isinstance(exc, ValidationError):
+            raise
+        raise SLCError(  # init_chat_model could not infer a provider from the bare name
+            f"Cannot tell which provider serves large model {model!r}: write it as 'provider:model' "
+            "(e.g. 'openai:gpt-4o', 'anthropic:claude-sonnet-4-5') or set large.base_url for an "
+            "OpenAI-compatible server (vLLM, Ollama, LM Studio, transformers serve)."
+        ) from exc
 
 
 def endpoint_of(model: Any) -> str:
@@ -147,16 +151,29 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return isinstance(status, int) and (status == 429 or status >= 500)
 
 
-def call_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
-    """``model.invoke`` that raises :class:`LargeVLMUnavailableError` (naming the URL) when it stays down."""
+@contextlib.contextmanager
+def _classified(model: Any) -> Iterator[None]:
+    """Turn "the model did not answer" (any provider's SDK) into LargeVLMUnavailableError naming the URL."""
     try:
-        return model.invoke(list(messages), config=config)
+        yield
     except Exception as exc:  # noqa: BLE001 - classified below, everything else propagates unchanged
         if is_unavailable_error(exc):
             raise LargeVLMUnavailableError(
                 f"The large VLM at {endpoint_of(model)} did not answer ({type(exc).__name__}: {exc})."
             ) from exc
         raise
+
+
+def call_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
+    """``model.invoke`` that raises :class:`LargeVLMUnavailableError` (naming the URL) when it stays down."""
+    with _classified(model):
+        return model.invoke(list(messages), config=config)
+
+
+async def acall_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
+    """The async twin of :func:`call_large_vlm` (``await model.ainvoke``: real async I/O for HTTP endpoints)."""
+    with _classified(model):
+        return await model.ainvoke(list(messages), config=config)
 
 
 def image_data_url(image: Image.Image, max_side: int) -> str:
@@ -229,6 +246,7 @@ def serve_local(
 
 __all__ = [
     "PROVIDER_KEY_VARS",
+    "acall_large_vlm",
     "build_large_vlm",
     "call_large_vlm",
     "endpoint_of",

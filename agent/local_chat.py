@@ -9,22 +9,24 @@ parts) and renders them with the checkpoint's own chat template.
 from __future__ import annotations
 
 import base64
-import io
 import threading
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from PIL.Image import Image
 from pydantic import ConfigDict, PrivateAttr
 
+from slc.agent.images import load_image
+from slc.agent.inference import generate_text
+from slc.agent.loading import load_vlm
 
-def _decode_data_url(url: str) -> Any:
-    from PIL import Image
 
+def _decode_data_url(url: str) -> Image:
     if not url.startswith("data:"):
         raise ValueError("only data: image URLs are supported in-process")
-    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    return load_image(base64.b64decode(url.split(",", 1)[1]))
 
 
 class LocalChatVLM(BaseChatModel):
@@ -44,13 +46,11 @@ class LocalChatVLM(BaseChatModel):
 
     def _load(self) -> None:
         if self._model is None:
-            from slc.agent.loading import load_vlm
-
             self._model, self._processor = load_vlm(self.model_path, device="cpu", dtype="float32")
-            self._model.eval()
 
-    def _convert(self, messages: list[BaseMessage]) -> tuple[list[dict[str, Any]], list[Any]]:
-        chat, images = [], []
+    def _convert(self, messages: list[BaseMessage]) -> tuple[list[dict[str, object]], list[Image]]:
+        chat: list[dict[str, object]] = []
+        images: list[Image] = []
         for m in messages:
             role = "system" if isinstance(m, SystemMessage) else "user" if isinstance(m, HumanMessage) else "assistant"
             parts: list[dict[str, Any]] = []
@@ -68,16 +68,12 @@ class LocalChatVLM(BaseChatModel):
         return chat, images
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
-        import torch
-
         with self._lock:
             self._load()
             chat, images = self._convert(messages)
             prompt = self._processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             inputs = self._processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
-            with torch.no_grad():
-                out = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-            text = self._processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            (text,) = generate_text(self._model, self._processor, inputs, max_new_tokens=self.max_new_tokens)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text.strip()))])
 
 

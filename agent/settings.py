@@ -13,13 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from slc.agent.detector import DetectorConfig
 
 DEFAULT_DATA_DIR = Path("~/.slc").expanduser()
 
@@ -54,31 +56,20 @@ class ChromaSettings(BaseModel):
         return "server" if self.url else "embedded"
 
 
-class SmallVLMSettings(BaseModel):
-    """The small, locally run, meta-personalized VLM."""
+class SmallVLMSettings(DetectorConfig):
+    """The small, locally run, meta-personalized VLM: where it lives, and how it detects (:class:`DetectorConfig`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)  # settings files may carry keys of other versions
 
     model: str | None = Field(
         default=None,
-        description="HF id or local path of an image-text-to-text checkpoint. Unset = the locally built tiny model.",
+        description="HF id or local path of an image-text-to-text checkpoint. Unset = the adapter bank's base model.",
     )
     adapter_bank: Path | None = Field(default=None, description="Folder of a trained adapter bank (manifest.json).")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="auto = bfloat16 on GPU, float32 on CPU."
     )
-    max_new_tokens: int = Field(default=128, ge=1)
-    batch_size: int = Field(default=16, ge=1)
-    combine: Literal["per_concept", "merge"] = Field(
-        default="per_concept",
-        description="How several concepts' routed adapters combine: each concept scored under its own adapter "
-        "(per_concept, measured better: see slc.agent.small_vlm) or one averaged LoRA (merge, SLC's way).",
-    )
-    min_yes_no_mass: float = Field(
-        default=0.5, ge=0.0, le=1.0,
-        description="P(Yes)+P(No) at the answer position needed to take the status from the Yes/No "
-        "probabilities; below it the model is not answering Yes/No and the JSON decides.",
-    )
-    max_attempts: int = Field(default=2, ge=1, le=5, description="JSON generation attempts (retries use a stricter prompt).")
 
 
 class LargeVLMSettings(BaseModel):
@@ -127,8 +118,8 @@ class Settings(BaseSettings):
     image_encoder: str | None = Field(
         default=None,
         description="HF id or local path of the image encoder of concept memory (CLIP/SigLIP, or a VLM whose "
-        "vision tower has get_image_features). Unset = a random tiny CLIP built under models_dir: offline "
-        "plumbing only, its similarities mean nothing.",
+        "vision tower has get_image_features). Unset = none: adding reference photos or recalling by photo then "
+        "fails with an error naming this setting (`slc demo` builds an offline tiny one and says how to use it).",
     )
     text_encoder: str | None = Field(
         default=None,

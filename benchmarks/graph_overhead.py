@@ -5,7 +5,8 @@ What is measured (all in one run, same process, same disk):
    spent inside the models (fake large VLM, no-op small VLM: both timed and subtracted). What is left is
    the graph's own cost: LangGraph scheduling + checkpoint writes, our nodes' state handling, prompt
    building, the query photo's decode and JPEG data-URL encode (a 64x48 photo), and LangChain's
-   chat-model call path. Median, p95, turn 1 vs turn 200, checkpoint DB size after 200 turns.
+   chat-model call path. Median, p95, turn 1 vs turn 200, checkpoint DB size after 200 turns; the same
+   through ``ainvoke`` (the async nodes, AsyncSqliteSaver), for comparison.
 2. The floor: a bare 4-node StateGraph (messages + a counter; two nodes call the same fake chat model)
    with SqliteSaver on a file, 200 turns on one thread, in the same run.
 3. Large-VLM calls per visual question for 1, 3 and 8 present concepts (counted at the fake model):
@@ -19,6 +20,7 @@ the graph's overhead, not model speed. Run: ``python benchmarks/graph_overhead.p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import statistics
@@ -37,8 +39,9 @@ from PIL import Image
 
 from slc.agent.detection import ConceptQuery, Detection
 from slc.agent.settings import Settings
-from slc.graphs.context import Context, Services
-from slc.graphs.sessions import TURN_DURABILITY, open_checkpointer, prepare_input
+from slc.graphs.context import Context
+from slc.graphs.services import ServiceFactory
+from slc.graphs.sessions import TURN_DURABILITY, open_async_checkpointer, open_checkpointer, turn_input
 from slc.graphs.slc import compile_graph
 from slc.graphs.tracing import run_config
 from slc.memory.images import ImageStore
@@ -81,6 +84,8 @@ class TimedFakeLarge(BaseChatModel):
 class NoOpSmallVLM:
     """Says every queried concept is present; counts its own time."""
 
+    bank = None
+
     def __init__(self) -> None:
         self.seconds = 0.0
 
@@ -114,8 +119,21 @@ def concepts(n: int) -> list[Concept]:
                     identity=Identity(category="dog", attributes={"fur": "golden"})) for i in range(n)]
 
 
-def model_seconds(svc: Services) -> float:
-    return svc.large_vlm.seconds + svc.small_vlm.seconds + svc.memory.seconds
+@dataclass
+class Fakes:
+    """The timed stand-ins of one run, and a service factory over them."""
+
+    memory: StaticMemory
+    small: NoOpSmallVLM
+    large: TimedFakeLarge
+    store: ImageStore
+
+    def services(self, settings: Settings) -> ServiceFactory:
+        return ServiceFactory(settings, memory=self.memory, small_vlm=self.small, large_vlm=self.large,
+                              image_store=self.store)
+
+    def seconds(self) -> float:
+        return self.large.seconds + self.small.seconds + self.memory.seconds
 
 
 # -- the floor: a bare 4-node StateGraph ---------------------------------------------------------------------
@@ -160,28 +178,53 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(xs, p))
 
 
-def run_session(turns: int, tmp: Path, durability: str = TURN_DURABILITY) -> dict[str, Any]:
+def _session_setup(tmp: Path) -> tuple[Settings, Fakes, dict[str, Any], Context]:
     settings = Settings(data_dir=tmp / "slc", tenant="bench")
-    store = ImageStore(tmp / "images")
+    fakes = Fakes(StaticMemory(concepts(1)), NoOpSmallVLM(), TimedFakeLarge(), ImageStore(tmp / "images"))
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB")
-    svc = Services(memory=StaticMemory(concepts(1)), small_vlm=NoOpSmallVLM(), large_vlm=TimedFakeLarge(), image_store=store)
-    ctx = Context(settings=settings, services=svc)
+    sha = fakes.store.put(photo).sha256  # stored once, sent by hash every turn
+    return settings, fakes, {"question": "Is <c0> in this photo?", "image": sha}, Context()
+
+
+def run_session(turns: int, tmp: Path, durability: str = TURN_DURABILITY) -> dict[str, Any]:
+    settings, fakes, inp, ctx = _session_setup(tmp)
     times, overhead = [], []
     with open_checkpointer(settings) as saver:
-        g = compile_graph(checkpointer=saver)
-        inp = prepare_input("Is <c0> in this photo?", photo, ctx)  # stored once, by hash
-        cfg = run_config("bench-thread", ctx, visual=True)
+        g = compile_graph(checkpointer=saver, services=fakes.services(settings))
+        cfg = run_config("bench-thread", ctx, settings, visual=True)
         for _ in range(turns):
-            m0 = model_seconds(svc)
+            m0 = fakes.seconds()
             t0 = time.perf_counter()
             out = g.invoke(inp, config=cfg, context=ctx, durability=durability)
             dt = time.perf_counter() - t0
             times.append(dt)
-            overhead.append(dt - (model_seconds(svc) - m0))
+            overhead.append(dt - (fakes.seconds() - m0))
             assert out["answer"].text == "Yes."
     size = settings.sessions_path.stat().st_size
-    return {"times": times, "overhead": overhead, "db_bytes": size, "large_calls": svc.large_vlm.calls}
+    return {"times": times, "overhead": overhead, "db_bytes": size, "large_calls": fakes.large.calls}
+
+
+def run_session_async(turns: int, tmp: Path) -> dict[str, Any]:
+    """:func:`run_session` through ``ainvoke`` (async nodes; blocking work in worker threads)."""
+    settings, fakes, inp, ctx = _session_setup(tmp)
+
+    async def run() -> dict[str, Any]:
+        times, overhead = [], []
+        async with open_async_checkpointer(settings) as saver:
+            g = compile_graph(checkpointer=saver, services=fakes.services(settings))
+            cfg = run_config("bench-thread", ctx, settings, visual=True)
+            for _ in range(turns):
+                m0 = fakes.seconds()
+                t0 = time.perf_counter()
+                out = await g.ainvoke(inp, config=cfg, context=ctx, durability=TURN_DURABILITY)
+                dt = time.perf_counter() - t0
+                times.append(dt)
+                overhead.append(dt - (fakes.seconds() - m0))
+                assert out["answer"].text == "Yes."
+        return {"times": times, "overhead": overhead}
+
+    return asyncio.run(run())
 
 
 def run_bare(turns: int, tmp: Path, tuned: bool, durability: str = "async") -> dict[str, Any]:
@@ -207,12 +250,11 @@ def run_bare(turns: int, tmp: Path, tuned: bool, durability: str = "async") -> d
 
 
 def calls_per_question(n: int, disputed: int, tmp: Path) -> int:
-    store = ImageStore(tmp / f"calls-{n}-{disputed}")
     large = TimedFakeLarge(dispute={f"c{i}" for i in range(disputed)})
-    svc = Services(memory=StaticMemory(concepts(n)), small_vlm=NoOpSmallVLM(), large_vlm=large, image_store=store)
-    ctx = Context(settings=Settings(data_dir=tmp / "calls"), services=svc, reflection_rounds=1)
+    fakes = Fakes(StaticMemory(concepts(n)), NoOpSmallVLM(), large, ImageStore(tmp / f"calls-{n}-{disputed}"))
+    graph = compile_graph(services=fakes.services(Settings(data_dir=tmp / "calls")))
     photo = Image.new("RGB", (64, 48), (10, 200, 30))
-    out = compile_graph().invoke(prepare_input("Who is in this photo?", photo, ctx), context=ctx)
+    out = graph.invoke(turn_input("Who is in this photo?", photo), context=Context(reflection_rounds=1))
     assert out["large_vlm_calls"] == large.calls, (out["large_vlm_calls"], large.calls)
     return large.calls
 
@@ -224,9 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         run_session(5, tmp / "warm")  # imports, first-call caches
+        run_session_async(5, tmp / "warm-async")
         run_bare(5, tmp / "warm", tuned=True)
         ours = run_session(args.turns, tmp / "ours")  # the product's policy: one checkpoint per turn
         ours_nodes = run_session(args.turns, tmp / "ours-async", durability="async")
+        ours_ainvoke = run_session_async(args.turns, tmp / "ours-ainvoke")
         bare = run_bare(args.turns, tmp / "bare", tuned=True, durability=TURN_DURABILITY)
         bare_nodes = run_bare(args.turns, tmp / "bare", tuned=True, durability="async")
         bare_default = run_bare(args.turns, tmp / "bare", tuned=False, durability="async")
@@ -241,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     on, bn = ours_nodes["overhead"], bare_nodes["overhead"]
     print(f"  ours, durability='async' (checkpoint after every node): median {ms(statistics.median(on)):.2f} ms   "
           f"p95 {ms(pct(on, 95)):.2f} ms   DB {ours_nodes['db_bytes'] / 1e6:.2f} MB; its floor median {ms(statistics.median(bn)):.2f} ms")
+    oa = ours_ainvoke["overhead"]
+    print(f"  ours through ainvoke (async nodes, AsyncSqliteSaver): median {ms(statistics.median(oa)):.2f} ms   "
+          f"p95 {ms(pct(oa, 95)):.2f} ms")
     bd = bare_default["overhead"]
     print(f"  floor, SqliteSaver.from_conn_string defaults (fsync per commit, after every node): median {ms(statistics.median(bd)):.2f} ms")
     print(f"  ratio ours/floor (median): {statistics.median(o) / statistics.median(b):.2f}x")

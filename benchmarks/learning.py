@@ -10,7 +10,7 @@ Prints the table (positive / negative / weighted accuracy, easy and hard negativ
 system) and the curve (accuracy vs. training CPU-minutes); writes ``results.json`` in ``--out``.
 """
 
-from slc.training.cli import app
+from slc.cli.train import app
 
 if __name__ == "__main__":
     import sys

@@ -52,30 +52,27 @@ def make_vectors(kind: str, n: int, dim: int, n_queries: int, rng: np.random.Gen
 
 
 def fill(mem, db: np.ndarray, batch: int) -> list[str]:
-    """Bulk-load one reference image per concept straight into the memory's two collections."""
-    from slc.memory.store import _image_record_id  # the id format the memory's queries read back
+    """Bulk-load one reference image per concept straight into the memory's two indexes."""
+    from datetime import datetime, timezone
+
+    from slc.memory.records import concept_record, image_record
+    from slc.memory.types import Concept, ReferenceImage
+
     ids = [f"{i:032x}" for i in range(len(db))]  # stable, so a kept index (--index-dir) maps to the same vectors
     # concept records need a vector; text recall is not measured here, so random unit vectors will do
     text_vecs = np.random.default_rng(1).standard_normal((len(db), 384)).astype(np.float32)
     text_vecs /= np.linalg.norm(text_vecs, axis=1, keepdims=True)
-    now = "2026-01-01T00:00:00+00:00"
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    sha = "0" * 64
+    ref = ReferenceImage(sha256=sha, path="00/x.jpg", width=1, height=1)
     for s in range(0, len(db), batch):
         chunk = ids[s : s + batch]
-        mem._imgs.add(
-            ids=[_image_record_id(cid, "0" * 64) for cid in chunk],
-            embeddings=db[s : s + batch],
-            metadatas=[{"concept_id": cid, "sha256": "0" * 64} for cid in chunk],
-        )
-        mem._concepts.add(
-            ids=chunk,
-            embeddings=text_vecs[s : s + batch],
-            metadatas=[
-                {"name": f"c{s + i}", "name_lower": f"c{s + i}", "description": "", "category": "", "identity": "",
-                 "tree": "", "adapter": "", "created_at": now, "updated_at": now,
-                 "images": '[{"sha256": "' + "0" * 64 + '", "width": 1, "height": 1, "file": "00/x.jpg"}]'}
-                for i in range(len(chunk))
-            ],
-        )
+        mem._imgs.add([image_record(cid, sha, db[s + i]) for i, cid in enumerate(chunk)])
+        mem._concepts.add([
+            concept_record(Concept(id=cid, tenant=mem.tenant, name=f"c{s + i}", images=[ref], created_at=now, updated_at=now),
+                           text_vecs[s + i])
+            for i, cid in enumerate(chunk)
+        ])
     return ids
 
 

@@ -65,8 +65,11 @@ def main() -> None:
     hf_logging.disable_progress_bar()
 
     from slc.agent.detection import ConceptQuery
-    from slc.agent.loading import chat_inputs, load_vlm
-    from slc.agent.small_vlm import SmallVLM, build_prompt, yes_no_scores
+    from slc.agent.chat_inputs import chat_inputs
+    from slc.agent.concept_prompts import build_prompt
+    from slc.agent.loading import load_vlm
+    from slc.agent.recognition import yes_no_scores
+    from slc.agent.small_vlm import SmallVLM
     from slc.testing import build_tiny_vlm
 
     sys_tmp = Path(tempfile.mkdtemp(prefix="slc-bench-"))
@@ -116,10 +119,10 @@ def main() -> None:
     # 3. merged vs per-concept -----------------------------------------------------------------------------
     q = [bo.model_copy(update={"adapter": "a0"}), ConceptQuery(name="mochi", description="a white cat", adapter="a1")]
     batch = imgs[:16]
-    vlm.combine = "per_concept"
+    vlm.config = vlm.config.model_copy(update={"combine": "per_concept"})
     per_times = timed(lambda: vlm.detect_batch(batch, q, batch_size=16, locate="never"), args.repeats)
     per = vlm.detect_batch(batch, q, batch_size=16, locate="never")
-    vlm.combine = "merge"
+    vlm.config = vlm.config.model_copy(update={"combine": "merge"})
     t0 = time.perf_counter()
     merged = vlm.detect_batch(batch, q, batch_size=16, locate="never")
     first_merge = time.perf_counter() - t0
@@ -132,18 +135,19 @@ def main() -> None:
 
     # quality: how far the merge moves each concept from its own adapter (and, for scale, base vs own)
     dlogit_merge, dlogit_base = [], []
+    handle = vlm.handle()
     for query in q:
         inputs = chat_inputs(vlm.processor, [[im] for im in batch], [build_prompt(query, "recognize", 0)] * len(batch))
         with vlm.using(query.adapter):
-            own = vlm._last_logits(inputs)
+            own = handle.last_logits(inputs)
         with vlm.using(vlm.merged_adapter(["a0", "a1"])):
-            mer = vlm._last_logits(inputs)
+            mer = handle.last_logits(inputs)
         with vlm.using(None):
-            base = vlm._last_logits(inputs)
+            base = handle.last_logits(inputs)
         dlogit_merge.append((own - mer).abs().max(dim=-1).values.mean().item())
         dlogit_base.append((own - base).abs().max(dim=-1).values.mean().item())
-        s_own = yes_no_scores(own, vlm.yes_ids, vlm.no_ids)
-        s_mer = yes_no_scores(mer, vlm.yes_ids, vlm.no_ids)
+        s_own = yes_no_scores(own, handle.yes_ids, handle.no_ids)
+        s_mer = yes_no_scores(mer, handle.yes_ids, handle.no_ids)
         dconf = [abs(a.confidence - b.confidence) for a, b in zip(s_own, s_mer)]
         flips = sum((a.confidence >= 0.5) != (b.confidence >= 0.5) for a, b in zip(s_own, s_mer))
         print(f"<{query.name}> (own adapter {query.adapter}): mean max|dlogit| merge vs own {dlogit_merge[-1]:.3f} "

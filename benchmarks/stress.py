@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -51,18 +50,18 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from slc.agent.demo_models import build_protocol_vlm
-    from slc.agent.large_vlm import build_large_vlm, serve_local
+    from slc.agent.large_vlm import serve_local
     from slc.agent.settings import Settings
     from slc.agent.small_vlm import SmallVLM
-    from slc.agent.turns import run_turn
     from slc.cat.render import render
     from slc.cat.world import make_world
-    from slc.graphs.context import Context, Services
+    from slc.graphs.context import Context
+    from slc.graphs.services import ServiceFactory
     from slc.graphs.sessions import open_graph
+    from slc.graphs.turns import run_turn
     from slc.memory.embedders import get_image_embedder, get_text_embedder
     from slc.memory.store import ConceptMemory
-    from slc.testing import build_tiny_clip, build_tiny_vlm
+    from slc.testing import build_protocol_vlm, build_tiny_clip, build_tiny_vlm
 
     work = Path(tempfile.mkdtemp(prefix="slc-stress-"))
     from slc.agent.settings import get_settings
@@ -76,14 +75,12 @@ def main() -> int:
     base = base.model_copy(update={"small": base.small.model_copy(update={"model": str(small_path), "max_new_tokens": 16})})
     img_emb, txt_emb = get_image_embedder(base), get_text_embedder(base)
     world = make_world(2, seed=0)
-    memories = {}
-    for t in range(args.tenants):
-        tenant = f"tenant{t}"
-        mem = ConceptMemory(base, tenant=tenant, image_embedder=img_emb, text_embedder=txt_emb)
-        for i, wc in enumerate(world):
-            refs = [render(wc.tree, {"position": p}, size=64, seed=10 * t + i) for p in ("center", "top left")]
-            mem.add(wc.name, refs, description=f"{wc.description} [owner {tenant}]", category=wc.tree.root)
-        memories[tenant] = mem
+    tenants = [f"tenant{t}" for t in range(args.tenants)]
+    for t, tenant in enumerate(tenants):
+        with ConceptMemory(base, tenant=tenant, image_embedder=img_emb, text_embedder=txt_emb) as mem:
+            for i, wc in enumerate(world):
+                refs = [render(wc.tree, {"position": p}, size=64, seed=10 * t + i) for p in ("center", "top left")]
+                mem.add(wc.name, refs, description=f"{wc.description} [owner {tenant}]", category=wc.tree.root)
     small = SmallVLM.from_pretrained(small_path, device="cpu", dtype="float32", max_new_tokens=16)
     photo = work / "photo.png"
     render(world.concepts[0].tree, {"position": "bottom left", "background": "beige"}, size=64, seed=3).save(photo)
@@ -98,7 +95,7 @@ def main() -> int:
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "product"))
             from conftest import ControlServer  # the loopback stub of the test suite
 
-            from slc.agent.demo_models import PROTOCOL_REPLY
+            from slc.testing import PROTOCOL_REPLY
 
             srv = ControlServer(PROTOCOL_REPLY)
             try:
@@ -109,7 +106,7 @@ def main() -> int:
     turn_lat: list[float] = []
     reg_lat: list[float] = []
     answered: dict[str, int] = {}
-    written: dict[str, list[str]] = {t: [] for t in memories}
+    written: dict[str, list[str]] = {t: [] for t in tenants}
     leaks: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -118,24 +115,25 @@ def main() -> int:
         large_settings = base.large.model_copy(update={"base_url": url, "model": model_name, "max_tokens": 96,
                                                        "max_retries": 0, "timeout_s": 120})
         settings = base.model_copy(update={"large": large_settings})
-        large = build_large_vlm(settings)
-        with open_graph(settings) as graph:
+        # one factory: one small VLM, one endpoint, every tenant's memory on one Chroma client
+        services = ServiceFactory(settings, small_vlm=small)
+        with open_graph(services=services) as graph:
             deadline = time.perf_counter() + args.seconds
 
             def session(j: int) -> None:
-                tenant = f"tenant{j % args.tenants}"
+                tenant = tenants[j % args.tenants]
                 thread = f"s{j}"
-                ctx = Context(settings=settings.model_copy(update={"tenant": tenant}), tenant=tenant,
-                              services=Services(memory=memories[tenant], small_vlm=small, large_vlm=large))
+                ctx = Context(tenant=tenant)
                 for k in range(args.max_turns):
                     if time.perf_counter() > deadline:
                         return
                     try:
                         t = time.perf_counter()
-                        run_turn(graph, "Is <c001> in this photo?", str(photo), thread_id=thread, context=ctx)
+                        run_turn(graph, "Is <c001> in this photo?", str(photo), thread_id=thread, context=ctx,
+                                 settings=settings)
                         dt = time.perf_counter() - t
                         cands = graph.get_state({"configurable": {"thread_id": thread}}).values["candidates"]
-                        bad = [c.name for c in cands if f"[owner {tenant}]" not in c.description]
+                        bad = [c.name for c in cands if f"[owner {tenant}]" not in c.concept.description]
                         with lock:
                             turn_lat.append(dt)
                             answered[thread] = answered.get(thread, 0) + 1
@@ -143,7 +141,7 @@ def main() -> int:
                         if k % 2 == 0:
                             name = f"s{j}n{k}"
                             t = time.perf_counter()
-                            memories[tenant].add(name, [render(world.concepts[1].tree, {"position": "right"}, size=64, seed=100 * j + k)],
+                            services.memory(tenant).add(name, [render(world.concepts[1].tree, {"position": "right"}, size=64, seed=100 * j + k)],
                                                  description=f"new [owner {tenant}]")
                             with lock:
                                 reg_lat.append(time.perf_counter() - t)
@@ -163,6 +161,7 @@ def main() -> int:
             for thread, n in answered.items():
                 msgs = graph.get_state({"configurable": {"thread_id": thread}}).values.get("messages", [])
                 lost_turns += max(0, min(2 * n, settings.max_history_messages) - len(msgs))
+        services.close()
 
     lost_writes = 0
     for tenant, names in written.items():

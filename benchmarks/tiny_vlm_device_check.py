@@ -41,14 +41,10 @@ def check_family(family: str, root: Path, overrides: dict) -> dict:
     from PIL import Image
     from transformers import AutoProcessor
 
-    from slc.agent.loading import (
-        chat_inputs,
-        language_model_lora_targets,
-        load_processor,
-        load_vlm,
-        torchvision_available,
-        yes_no_token_ids,
-    )
+    from slc.agent.chat_inputs import chat_inputs
+    from slc.agent.loading import load_processor, load_vlm, torchvision_available
+    from slc.agent.lora import language_model_lora_targets
+    from slc.agent.recognition import yes_no_token_ids
     from slc.agent.processors import is_videoless
     from slc.testing import build_tiny_vlm
 

@@ -1,19 +1,28 @@
-"""The `slc` command line.
+"""The `slc` command line: the sub-commands of every capability, mounted on one typer app.
 
-Each capability owns its sub-commands in its own package (``slc.memory.cli``, ``slc.cat.cli``, ...);
-this module only assembles them, so ``slc --help`` stays fast: sub-command modules import heavy
-libraries (torch, transformers, chromadb) inside the commands, never at module import.
+Each command lives in its own module of this package (``slc ask`` in :mod:`slc.cli.ask`, ``slc concept``
+in :mod:`slc.cli.concept`...); this module only assembles them. ``slc --help`` stays fast because the
+command modules import heavy libraries (torch, transformers, chromadb) inside the commands, never at
+module import (tests/foundation/test_package.py checks it).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Optional
 
 import typer
 
 from slc.agent import __version__
+from slc.cli.ask import ask
+from slc.cli.chat import chat
+from slc.cli.concept import app as concept_app
+from slc.cli.console import set_verbose
+from slc.cli.data import app as data_app
+from slc.cli.demo import demo
+from slc.cli.eval import app as eval_app
+from slc.cli.scan import scan
+from slc.cli.train import app as train_app
 
 app = typer.Typer(
     name="slc",
@@ -22,21 +31,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-
-# (module, attribute, name) of sub-command groups; a group whose module is absent is simply not offered.
-SUBCOMMANDS: list[tuple[str, str, str]] = [
-    ("slc.memory.cli", "app", "concept"),
-    ("slc.cat.cli", "app", "data"),
-    ("slc.training.cli", "app", "train"),
-    ("slc.evals.cli", "app", "eval"),
-]
-# (module, function, name) of single commands.
-COMMANDS: list[tuple[str, str, str]] = [
-    ("slc.agent.commands", "ask", "ask"),
-    ("slc.agent.commands", "chat", "chat"),
-    ("slc.agent.commands", "demo", "demo"),
-    ("slc.agent.commands", "scan", "scan"),
-]
 
 
 def _version_callback(value: bool) -> None:
@@ -53,33 +47,15 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each step does."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from slc.agent.console import set_verbose
-
     set_verbose(verbose)  # one error handler for every command: tracebacks only under -v
 
 
-def _optional_module(module_name: str):
-    """The module, or None when that module (not one of its own imports) does not exist."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-
-
-def _mount() -> None:
-    for module_name, attr, name in SUBCOMMANDS:
-        module = _optional_module(module_name)
-        if module is not None:
-            app.add_typer(getattr(module, attr), name=name)
-    for module_name, attr, name in COMMANDS:
-        module = _optional_module(module_name)
-        if module is not None and hasattr(module, attr):
-            app.command(name=name)(getattr(module, attr))
-
-
-_mount()
+app.add_typer(concept_app, name="concept")
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+for name, command in (("ask", ask), ("chat", chat), ("demo", demo), ("scan", scan)):
+    app.command(name=name)(command)
 
 
 def main() -> None:

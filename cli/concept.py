@@ -1,37 +1,34 @@
 """``slc concept``: register, list, show, remove and import personal concepts.
 
 Heavy libraries (chromadb, torch, transformers) are imported inside the commands so ``slc --help`` stays
-fast. Every slc error is printed as one line and exits with code 1, never a traceback.
+fast. Every slc error is printed as one line and exits with code 1, never a traceback. The memory comes
+from the service factory, like the graph's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
+
+from slc.agent.errors import SLCError
+from slc.cli.console import cli_errors, table
+from slc.cli.options import TenantOpt
+from slc.graphs.services import ServiceFactory
+
+if TYPE_CHECKING:
+    from slc.memory.store import ConceptMemory
 
 app = typer.Typer(help="Your personal concepts (names, reference images, descriptions).", no_args_is_help=True)
 
 
-def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The project's one SLCError -> message -> exit handling (slc.agent.console.cli_errors)."""
-    from slc.agent.console import cli_errors
-
-    return cli_errors(fn)
-
-
-def _memory(tenant: Optional[str]) -> Any:
-    from slc.memory.store import ConceptMemory
-
-    return ConceptMemory(tenant=tenant)
-
-
-TenantOpt = typer.Option(None, "--tenant", "-t", help="Whose concepts (default: settings.tenant).")
+def _memory(tenant: Optional[str]) -> ConceptMemory:
+    return ServiceFactory().memory(tenant)
 
 
 @app.command("add")
-@_errors
+@cli_errors
 def add(
     name: str = typer.Argument(..., help="Concept name, e.g. bo or '<bo>'."),
     images: List[Path] = typer.Argument(..., help="One or more reference images."),
@@ -45,31 +42,25 @@ def add(
 
 
 @app.command("list")
-@_errors
+@cli_errors
 def list_(tenant: Optional[str] = TenantOpt) -> None:
     """List the concepts of a tenant."""
     from rich.console import Console
-    from rich.table import Table
 
     concepts = _memory(tenant).list()
     if not concepts:
         typer.echo("No concepts yet. Add one with: slc concept add NAME IMAGE...")
         return
-    table = Table(title=f"{len(concepts)} concept(s)")
-    for col in ("name", "category", "images", "description"):
-        table.add_column(col)
-    for c in concepts:
-        desc = c.description if len(c.description) <= 60 else c.description[:57] + "..."
-        table.add_row(c.token, c.category or "", str(len(c.images)), desc)
-    Console().print(table)
+    short = lambda text: text if len(text) <= 60 else text[:57] + "..."  # noqa: E731
+    Console().print(table(f"{len(concepts)} concept(s)", ("name", "category", "images", "description"),
+                          ((c.token, c.category or "", str(len(c.images)), short(c.description)) for c in concepts)))
 
 
 @app.command("show")
-@_errors
+@cli_errors
 def show(name: str, tenant: Optional[str] = TenantOpt) -> None:
     """Show one concept: description, identity, images."""
     from rich.console import Console
-    from rich.table import Table
 
     c = _memory(tenant).get(name)
     console = Console()
@@ -83,16 +74,12 @@ def show(name: str, tenant: Optional[str] = TenantOpt) -> None:
     if c.adapter:
         console.print(f"adapter: {c.adapter}")
     console.print(f"concept tree: {'yes' if c.tree else 'no'}")
-    table = Table(title="reference images")
-    for col in ("sha256", "size", "path"):
-        table.add_column(col)
-    for i in c.images:
-        table.add_row(i.sha256[:12], f"{i.width}x{i.height}", i.path)
-    console.print(table)
+    console.print(table("reference images", ("sha256", "size", "path"),
+                        ((i.sha256[:12], f"{i.width}x{i.height}", i.path) for i in c.images)))
 
 
 @app.command("remove")
-@_errors
+@cli_errors
 def remove(name: str, tenant: Optional[str] = TenantOpt) -> None:
     """Delete a concept with its embeddings and stored images."""
     mem = _memory(tenant)
@@ -102,7 +89,7 @@ def remove(name: str, tenant: Optional[str] = TenantOpt) -> None:
 
 
 @app.command("import")
-@_errors
+@cli_errors
 def import_(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="yollava | rap | myvlm | slc_eval"),
     path: Path = typer.Argument(..., help="Dataset folder or annotation file."),
@@ -113,9 +100,7 @@ def import_(
 ) -> None:
     """Import concepts from a benchmark dataset's own files."""
     from rich.console import Console
-    from rich.table import Table
 
-    from slc.agent.errors import SLCError
     from slc.memory.importers import discover, register
 
     if on_exists not in ("skip", "update", "error"):
@@ -123,15 +108,12 @@ def import_(
     kwargs = {"images_root": images_root} if images_root and fmt.replace("-", "_") in ("rap", "slc_eval") else {}
     plan = discover(fmt, path, **kwargs)
     report = register(_memory(tenant), plan, on_exists=on_exists, max_images=max_images)  # type: ignore[arg-type]
-    table = Table(title=f"import {plan.format} from {plan.source}")
-    table.add_column("result")
-    table.add_column("count", justify="right")
-    table.add_column("names")
-    for label, names in (("added", report.added), ("updated", report.updated),
-                         ("skipped", list(report.skipped)), ("failed", list(report.failed))):
-        table.add_row(label, str(len(names)), ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
+    results = (("added", report.added), ("updated", report.updated), ("skipped", list(report.skipped)),
+               ("failed", list(report.failed)))
     console = Console()
-    console.print(table)
+    console.print(table(f"import {plan.format} from {plan.source}", ("result", "count", "names"),
+                        ((label, str(len(names)), ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
+                         for label, names in results)))
     for name, why in report.failed.items():
         console.print(f"[red]failed[/red] {name}: {why}")
     if report.missing_images:

@@ -1,8 +1,9 @@
-"""The one place where an slc error becomes a message and an exit code, and where turn results are printed.
+"""The one place where an slc error becomes a message and an exit code, and where results are printed.
 
 Why one place: every command (``slc ask``, ``slc concept add``, ``slc demo``...) must fail the same way, a
 single line a person can act on and exit code 1, with the traceback only under ``slc -v``. Commands wrap
-themselves with :func:`cli_errors`; nothing else catches ``SLCError`` for printing.
+themselves with :func:`cli_errors`; nothing else catches ``SLCError`` for printing. Tables of every
+command are built by :func:`table`, so they look alike.
 """
 
 from __future__ import annotations
@@ -10,12 +11,23 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable, TypeVar
+import traceback
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
-F = TypeVar("F", bound=Callable[..., Any])
+from slc.agent.errors import SLCError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from slc.agent.detection import Detection
+    from slc.graphs.sessions import TurnResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _VERBOSE = False
 
@@ -31,35 +43,56 @@ def verbose() -> bool:
     return _VERBOSE or logging.getLogger().isEnabledFor(logging.INFO)
 
 
+def error_line(message: str, *, err: bool = False) -> None:
+    """Print one red ``Error: ...`` line; on stdout by default, where ``slc chat`` goes on after it."""
+    typer.secho(f"Error: {message}", err=err, fg=typer.colors.RED)
+
+
 def fail(message: str) -> None:
     """Print one red ``Error: ...`` line on stderr and exit 1."""
-    typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
+    error_line(message, err=True)
     raise typer.Exit(1)
 
 
-def cli_errors(fn: F) -> F:
+def one_line(exc: SLCError) -> str:
+    """The error's message on one line (a message written over several lines on purpose is kept as is)."""
+    text = str(exc).strip()
+    return text if "\n" in text else " ".join(text.split())
+
+
+def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn slc's own errors into one line + exit code 1 (a traceback too under ``-v``)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from slc.agent.errors import SLCError
-
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except SLCError as exc:
             if verbose():
-                import traceback
-
                 traceback.print_exc()
-            fail(" ".join(str(exc).split()) if "\n" not in str(exc).strip() else str(exc).strip())
+            fail(one_line(exc))
+            raise  # unreachable: fail() exits
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> Table:
+    """A rich table of strings."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 # -- printing turn results ----------------------------------------------------------------------------------
 
 
-def turn_payload(result: Any, *, thread_id: str | None = None, detections: list[Any] | None = None) -> dict[str, Any]:
+def turn_payload(result: TurnResult, *, thread_id: str | None = None,
+                 detections: list[Detection] | None = None) -> dict[str, Any]:
     """One JSON-able object for a TurnResult (what ``slc ask --json`` prints)."""
     return {
         "thread_id": thread_id,
@@ -74,40 +107,35 @@ def turn_payload(result: Any, *, thread_id: str | None = None, detections: list[
     }
 
 
-def print_json(obj: Any) -> None:
+def print_json(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-def print_turn(result: Any, *, detections: list[Any] | None = None, console: Any = None) -> None:
+def print_turn(result: TurnResult, *, detections: list[Detection] | None = None, console: Console | None = None) -> None:
     """The answer, the detection report (every claim of every round) and the verdicts, as rich tables."""
     from rich.console import Console
     from rich.panel import Panel
-    from rich.table import Table
-
-    def table(title: str, columns: tuple[str, ...], rows: Any) -> None:
-        t = Table(title=title)
-        for col in columns:
-            t.add_column(col)
-        for row in rows:
-            t.add_row(*row)
-        console.print(t)
 
     console = console or Console()
     if detections:
-        table("small VLM detections (every round)", ("round", "concept", "status", "confidence", "location", "source"),
-              ((str(d.round), f"<{d.concept}>", d.status, f"{d.confidence:.2f}", d.location_absolute or "",
-                d.status_source or (d.error or d.parse_error or "")) for d in detections))
+        console.print(table(
+            "small VLM detections (every round)", ("round", "concept", "status", "confidence", "location", "source"),
+            ((str(d.round), f"<{d.concept}>", d.status, f"{d.confidence:.2f}", d.location_absolute or "",
+              d.status_source or (d.error or d.parse_error or "")) for d in detections)))
     if result.verdicts:
-        table("large VLM verdicts (reflection)", ("round", "concept", "claim", "verdict", "feedback"),
-              ((str(v.round), f"<{v.concept}>", v.claim, v.verdict, v.feedback[:80]) for v in result.verdicts))
+        console.print(table(
+            "large VLM verdicts (reflection)", ("round", "concept", "claim", "verdict", "feedback"),
+            ((str(v.round), f"<{v.concept}>", v.claim, v.verdict, v.feedback[:80]) for v in result.verdicts)))
     if result.final:
-        table("report the answer relied on", ("concept", "present", "verified", "location", "note"),
-              ((f"<{f.concept}>", f.present, "yes" if f.verified else "no", f.location_absolute or "", f.note[:80])
-               for f in result.final))
+        console.print(table(
+            "report the answer relied on", ("concept", "present", "verified", "location", "note"),
+            ((f"<{f.concept}>", f.present, "yes" if f.verified else "no", f.location_absolute or "", f.note[:80])
+             for f in result.final)))
     title = "answer (degraded: large VLM unavailable)" if result.degraded else "answer"
     console.print(Panel(result.answer.text, title=title, expand=False))
     for flag in result.flags:
         console.print(f"[yellow]note[/yellow] {flag}")
 
 
-__all__ = ["cli_errors", "fail", "set_verbose", "print_json", "print_turn", "turn_payload", "verbose"]
+__all__ = ["cli_errors", "error_line", "fail", "one_line", "print_json", "print_turn", "set_verbose", "table",
+           "turn_payload", "verbose"]

@@ -1,15 +1,16 @@
 """``slc demo``: the whole system end to end, offline, in a few minutes on 2 CPU cores.
 
 What it does, in order (each step printed): build or reuse the local models under ``settings.models_dir``;
+serve the large role over the OpenAI API with ``transformers serve`` (or in-process with ``--in-process``);
 register three concept-world concepts (``slc.cat``: rendered images with exact ground truth) in a fresh
-memory under the demo folder; serve the large role over the OpenAI API with ``transformers serve`` (or
-in-process with ``--in-process``); run a two-turn session through the full graph, printing what each node
+memory under the demo folder; run a two-turn session through the full graph, printing what each node
 did (recall hits, detections with confidences, verdicts, loop-backs, answer) and appending every node
-event to a JSONL trace; then say where the session DB and the trace are, and check its own output.
+event to a JSONL trace; then say where the session DB and the trace are, and check its own output. Every
+service comes from one :class:`~slc.graphs.services.ServiceFactory`, as in ``slc ask``.
 
 The offline default is honest about itself: the small model and the image encoder are RANDOM tiny models
-and the large role is a tiny model taught one constant protocol reply (:mod:`slc.agent.demo_models`), so
-the answers show the plumbing, not understanding, unless a trained adapter bank is configured or real
+and the large role is a tiny model taught one constant protocol reply (:mod:`slc.testing.protocol_vlm`),
+so the answers show the plumbing, not understanding, unless a trained adapter bank is configured or real
 checkpoints/endpoints are passed with ``--small-model/--large-model/--base-url``.
 """
 
@@ -20,12 +21,26 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
+import typer
 from rich.console import Console
-from rich.table import Table
 
 from slc.agent.errors import SLCError
+from slc.agent.settings import LargeVLMSettings, Settings
+from slc.cli.console import cli_errors, fail, table
+from slc.cli.options import BaseUrlOpt, LargeOpt, SmallOpt
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
+
+    from slc.cat.world import ConceptWorld
+    from slc.graphs.services import ServiceFactory
+    from slc.graphs.turns import Turn
+    from slc.memory.store import ConceptMemory
+    from slc.memory.types import Concept
 
 DEMO_MARKER = ".slc-demo"
 THREAD = "demo"
@@ -49,7 +64,7 @@ def _fresh_dir(path: Path) -> Path:
 
 
 def format_event(ev: dict[str, Any]) -> list[str]:
-    """Human lines for one node event (see slc.agent.turns.summarize)."""
+    """Human lines for one node event (see slc.graphs.turns.summarize)."""
     node = ev["node"]
     if node == "recall":
         hits = ", ".join(f"<{c['concept']}> by {'+'.join(c['matched_by'])} ({c['score']:.2f})" for c in ev["candidates"])
@@ -73,19 +88,17 @@ def format_event(ev: dict[str, Any]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _large_role(console: Console, settings: Any, *, large_model: str | None, base_url: str | None, in_process: bool,
-                models_dir: Path) -> Iterator[tuple[Any, Any, str]]:
-    """(chat model, large settings, description) for the large role, served for the duration of the block."""
-    from slc.agent.runtime import build_large
-
+def _large_role(console: Console, settings: Settings, *, large_model: str | None, base_url: str | None,
+                in_process: bool, models_dir: Path) -> Iterator[tuple[LargeVLMSettings, BaseChatModel | None, str]]:
+    """(large settings, an in-process chat model or None, description) for the large role, served for the
+    duration of the block; with None the service factory builds the model from the settings."""
     if base_url or large_model:
         large = settings.large.model_copy(update={k: v for k, v in {"model": large_model, "base_url": base_url}.items() if v})
         if base_url and not large_model:
             large = large.model_copy(update={"model": "default"})
-        s = settings.model_copy(update={"large": large})
-        yield build_large(s), large, f"{large.model} at {large.base_url or 'its provider'}"
+        yield large, None, f"{large.model} at {large.base_url or 'its provider'}"
         return
-    from slc.agent.demo_models import build_protocol_vlm
+    from slc.testing.protocol_vlm import build_protocol_vlm
 
     t = time.perf_counter()
     with console.status("building the demo's large-role model (first run only, ~1-2 min on 2 cores)..."):
@@ -95,7 +108,7 @@ def _large_role(console: Console, settings: Any, *, large_model: str | None, bas
     if in_process:
         from slc.agent.local_chat import LocalChatVLM
 
-        yield LocalChatVLM(model_path=str(path), max_new_tokens=96), large, "in-process (LocalChatVLM)"
+        yield large, LocalChatVLM(model_path=str(path), max_new_tokens=96), "in-process (LocalChatVLM)"
         return
     from slc.agent.large_vlm import serve_local
 
@@ -105,8 +118,7 @@ def _large_role(console: Console, settings: Any, *, large_model: str | None, bas
         url = cm.__enter__()
     try:
         console.print(f"large role: `transformers serve` at {url} ({time.perf_counter() - t:.1f}s), OpenAI API")
-        large = large.model_copy(update={"base_url": url})
-        yield build_large(settings.model_copy(update={"large": large})), large, f"transformers serve at {url}"
+        yield large.model_copy(update={"base_url": url}), None, f"transformers serve at {url}"
     except BaseException as exc:
         if not cm.__exit__(type(exc), exc, exc.__traceback__):
             raise
@@ -114,14 +126,7 @@ def _large_role(console: Console, settings: Any, *, large_model: str | None, bas
         cm.__exit__(None, None, None)
 
 
-def _close(memory: Any) -> None:
-    try:
-        memory.close()
-    except Exception:  # noqa: BLE001 - best effort: the process is about to end anyway
-        pass
-
-
-def register_samples(memory: Any, n: int = 3, seed: int = 0) -> tuple[list[Any], Any]:
+def register_samples(memory: ConceptMemory, n: int = 3, seed: int = 0) -> tuple[list[Concept], ConceptWorld]:
     """Register ``n`` concept-world concepts (2 rendered reference images each); returns (concepts, world)."""
     from slc.cat.render import render
     from slc.cat.world import make_world
@@ -137,6 +142,46 @@ def register_samples(memory: Any, n: int = 3, seed: int = 0) -> tuple[list[Any],
     return out, world
 
 
+def _session(console: Console, services: ServiceFactory, root: Path) -> tuple[list[Turn], list[BaseMessage], Path]:
+    """Sample concepts in memory, the small VLM, then the two-turn session with every node event traced."""
+    from slc.cat.render import render
+    from slc.graphs.sessions import open_graph
+    from slc.graphs.turns import JsonlTrace, run_turn
+
+    t = time.perf_counter()
+    with console.status("registering sample concepts..."):
+        concepts, world = register_samples(services.memory())
+    console.print(table(f"sample concepts (CaT concept world), registered in {time.perf_counter() - t:.1f}s",
+                        ("concept", "category", "description", "images"),
+                        ((c.token, c.category or "", c.description, str(len(c.images))) for c in concepts)))
+    photo = root / "photo.png"
+    render(world.get("c000").tree, {"position": "bottom left", "background": "beige", "clutter": "few"}, size=96, seed=7).save(photo)
+    console.print(f"query photo: {photo} (shows <c000> at the bottom left; <c001> is NOT in it)")
+    t = time.perf_counter()
+    with console.status("loading the small VLM..."):
+        services.small_vlm()
+    console.print(f"small VLM loaded ({time.perf_counter() - t:.1f}s)")
+    trace_path = root / "trace.jsonl"
+    trace = JsonlTrace(trace_path)
+
+    def on_event(ev: dict[str, Any]) -> None:
+        trace(ev)
+        for line in format_event(ev):
+            console.print(line, highlight=False, markup=False)
+
+    turns = []
+    with open_graph(services=services) as graph:
+        for i, (question, with_photo) in enumerate(TURNS, 1):
+            console.rule(f"turn {i}: {question}" + (f"  [photo {photo.name}]" if with_photo else ""))
+            turn = run_turn(graph, question, str(photo) if with_photo else None, thread_id=THREAD,
+                            settings=services.settings, on_event=on_event)
+            console.print(f"turn {i}: {turn.result.large_vlm_calls} large-VLM call(s), {turn.loop_backs} loop-back(s), "
+                          f"{turn.seconds:.1f}s")
+            turns.append(turn)
+        history = graph.get_state({"configurable": {"thread_id": THREAD}}).values.get("messages", [])
+    return turns, history, trace_path
+
+
 def run_demo(
     *,
     small_model: str | None = None,
@@ -148,12 +193,8 @@ def run_demo(
 ) -> bool:
     """Run the demo; True when it showed everything it promises (for the offline default: a loop-back)."""
     from slc.agent.settings import get_settings
-    from slc.agent.turns import JsonlTrace, run_turn
-    from slc.cat.render import render
-    from slc.graphs.context import Context, Services
-    from slc.graphs.sessions import open_graph
+    from slc.graphs.services import ServiceFactory
     from slc.graphs.tracing import tracing_enabled
-    from slc.memory.store import ConceptMemory
     from slc.testing import build_tiny_clip, build_tiny_vlm
 
     console = console or Console()
@@ -182,54 +223,18 @@ def run_demo(
         "small": base.small.model_copy(update={"model": small_path, "max_new_tokens": 32 if offline_default else base.small.max_new_tokens}),
     })
 
-    # 2. memory + sample concepts
-    t = time.perf_counter()
-    with console.status("registering sample concepts..."):
-        memory = ConceptMemory(settings)
-        concepts, world = register_samples(memory)
-    table = Table(title=f"sample concepts (CaT concept world), registered in {time.perf_counter() - t:.1f}s")
-    for col in ("concept", "category", "description", "images"):
-        table.add_column(col)
-    for c in concepts:
-        table.add_row(c.token, c.category or "", c.description, str(len(c.images)))
-    console.print(table)
-    photo = root / "photo.png"
-    render(world.get("c000").tree, {"position": "bottom left", "background": "beige", "clutter": "few"}, size=96, seed=7).save(photo)
-    console.print(f"query photo: {photo} (shows <c000> at the bottom left; <c001> is NOT in it)")
-
-    # 3. small VLM + large role, 4. the session
-    from slc.agent.small_vlm import SmallVLM
-
-    t = time.perf_counter()
-    with console.status("loading the small VLM..."):
-        small = SmallVLM.from_settings(settings)
-    console.print(f"small VLM loaded ({time.perf_counter() - t:.1f}s)")
-    trace_path = root / "trace.jsonl"
-    trace = JsonlTrace(trace_path)
-    turns = []
+    # 2. the large role, then every service from one factory (3. memory + small VLM, 4. the session)
     with _large_role(console, settings, large_model=large_model, base_url=base_url, in_process=in_process,
-                     models_dir=models_dir) as (large, large_settings, where):
+                     models_dir=models_dir) as (large_settings, large, where):
         settings = settings.model_copy(update={"large": large_settings})
-        ctx = Context(settings=settings, services=Services(memory=memory, small_vlm=small, large_vlm=large))
+        services = ServiceFactory(settings, large_vlm=large)
+        try:
+            services.large_vlm()  # built (and its endpoint checked) before anything else runs
+            turns, history, trace_path = _session(console, services, root)
+        finally:
+            services.close()  # embedded Chroma caches its system per path; a later demo in this process starts clean
 
-        def on_event(ev: dict[str, Any]) -> None:
-            trace(ev)
-            for line in format_event(ev):
-                console.print(line, highlight=False, markup=False)
-
-        with open_graph(settings) as graph:
-            for i, (question, with_photo) in enumerate(TURNS, 1):
-                console.rule(f"turn {i}: {question}" + (f"  [photo {photo.name}]" if with_photo else ""))
-                turn = run_turn(graph, question, str(photo) if with_photo else None, thread_id=THREAD, context=ctx,
-                                on_event=on_event)
-                console.print(f"turn {i}: {turn.result.large_vlm_calls} large-VLM call(s), {turn.loop_backs} loop-back(s), "
-                              f"{turn.seconds:.1f}s")
-                turns.append(turn)
-            history = graph.get_state({"configurable": {"thread_id": THREAD}}).values.get("messages", [])
-
-    _close(memory)  # embedded Chroma caches its system per path; a later demo in this process starts clean
-
-    # 5. where things are + self-check
+    # where things are + self-check
     console.rule("summary")
     loops = sum(t.loop_backs for t in turns)
     console.print(f"large role: {where}")
@@ -238,7 +243,7 @@ def run_demo(
                   f"slc chat --thread {THREAD}")
     console.print(f"trace: {trace_path} ({sum(len(t.events) for t in turns)} node events)")
     console.print("LangSmith: " + ("on (project from LANGSMITH_PROJECT / settings.tracing.project), images redacted"
-                                   if tracing_enabled(ctx) else "off (set LANGSMITH_TRACING=true and LANGSMITH_API_KEY to send traces)"))
+                                   if tracing_enabled(settings) else "off (set LANGSMITH_TRACING=true and LANGSMITH_API_KEY to send traces)"))
     console.print(f"concept memory: {settings.chroma_path}")
     answered = len(turns) == 2 and all(t.result.answer.text for t in turns) and len(history) == 4
     console.print(f"check: two turns answered, session holds {len(history)} messages: {'yes' if answered else 'NO'}")
@@ -253,4 +258,19 @@ def run_demo(
     return ok
 
 
-__all__ = ["HONESTY", "format_event", "register_samples", "run_demo"]
+@cli_errors
+def demo(
+    small_model: Optional[str] = SmallOpt,
+    large_model: Optional[str] = LargeOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    in_process: bool = typer.Option(False, "--in-process", help="Run the local large model in this process instead of `transformers serve`."),
+    demo_dir: Optional[Path] = typer.Option(None, "--dir", help="Where the demo's memory, sessions and trace go (default <data_dir>/demo)."),
+) -> None:
+    """Offline end-to-end demo: local models, sample concepts, a two-turn session with a reflection loop."""
+    ok = run_demo(small_model=small_model, large_model=large_model, base_url=base_url, in_process=in_process,
+                  demo_dir=demo_dir)
+    if not ok:
+        fail("the demo did not show what it should (see above).")
+
+
+__all__ = ["HONESTY", "demo", "format_event", "register_samples", "run_demo"]

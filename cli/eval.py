@@ -61,6 +61,7 @@ def eval_(
     from slc.evals.predictors import enable_llm_cache
     from slc.evals.report import write_report
     from slc.evals.runner import RunConfig, run_benchmark
+    from slc.graphs.services import ServiceFactory
 
     if list_ or benchmark is None:
         typer.echo("Benchmarks:")
@@ -92,10 +93,10 @@ def eval_(
         tasks = {it.task for it in loaded.items}
         mode = [m for m in TRIVIAL_BASELINES if any(m in BASELINES_FOR_TASK.get(t, ()) for t in tasks)]
     settings = settings.model_copy(update={"tenant": tenant or eval_tenant(benchmark)})
-    ctx = ModeContext(root=root, seed=seed, settings=settings)
+    ctx = ModeContext(root=root, seed=seed, services=ServiceFactory(settings))
     if import_concepts and any(m in MEMORY_MODES for m in mode):
         dirs = [annotations if annotations.is_dir() else annotations.parent] if annotations else []
-        imported = import_benchmark_concepts(ctx.get_memory(), benchmark, root, [*dirs, *search])
+        imported = import_benchmark_concepts(ctx.services.memory(), benchmark, root, [*dirs, *search])
         typer.echo(imported.summary())
         for w in imported.warnings[:5]:
             typer.echo(f"note: {w}")

@@ -84,9 +84,9 @@ def bank(
                 protocol=protocol)  # type: ignore[arg-type]
 
     if base_model is None:
-        from slc.testing import build_tiny_vlm
+        from slc.training.scratch import build_scratch_vlm
 
-        base_model = str(build_tiny_vlm("idefics3", out / "init", seed=seed, extra_words=D.WORLD_WORDS))
+        base_model = str(build_scratch_vlm("idefics3", out / "init", seed=seed, extra_words=D.WORLD_WORDS))
     if meta_minutes > 0:
         model, processor = load_vlm(base_model, device=dev)
         model.train()

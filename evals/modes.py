@@ -22,51 +22,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ConfigDict
 
-from slc.agent.settings import Settings, get_settings
+from slc.agent.settings import Settings
 from slc.evals.metrics import TRIVIAL_BASELINES
 from slc.evals.predictors import ChatModelPredictor, FunctionPredictor, Predictor, TrivialPredictor
+from slc.graphs.context import Context
+from slc.graphs.services import ServiceFactory
 
 
 class ModeContext(BaseModel):
     """What a mode factory may use to build its predictor.
 
-    The heavy collaborators (concept memory of the eval tenant, the small VLM, the large VLM) are built
-    lazily from ``settings`` on first use and SHARED by every mode of the run: "small", "slc-noreflect" and
-    "slc" then use the very same small model and memory, and "large" the same endpoint, so the modes differ
-    only in how they combine them. Tests and callers may pass their own instances.
+    ``services`` builds the heavy collaborators (the eval tenant's concept memory, the small VLM, the large
+    VLM) on first use, and every mode of the run SHARES them: "small", "slc-noreflect" and "slc" then use
+    the very same small model and memory, and "large" the same endpoint, so the modes differ only in how
+    they combine them. Tests and callers inject their own instances into the factory.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     root: Path | None = None
     seed: int = 0
-    settings: Settings
-    memory: Any = None
-    small_vlm: Any = None
-    large_vlm: Any = None
+    services: ServiceFactory
 
-    def get_memory(self) -> Any:
-        if self.memory is None:
-            from slc.memory import ConceptMemory
-
-            self.memory = ConceptMemory.from_settings(self.settings)
-        return self.memory
-
-    def get_small_vlm(self) -> Any:
-        if self.small_vlm is None:
-            from slc.agent.small_vlm import SmallVLM
-
-            self.small_vlm = SmallVLM.from_settings(self.settings)
-        return self.small_vlm
-
-    def get_large_vlm(self) -> Any:
-        if self.large_vlm is None:
-            from slc.agent.large_vlm import build_large_vlm
-
-            self.large_vlm = build_large_vlm(self.settings)
-        return self.large_vlm
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
 
 ModeFactory = Callable[[ModeContext], Predictor]
@@ -87,7 +70,7 @@ for _b in TRIVIAL_BASELINES:
 
 @register_mode("large", "the configured large VLM alone (settings.large), items' own system text included")
 def _large(ctx: ModeContext) -> Predictor:
-    return ChatModelPredictor(ctx.get_large_vlm(), ctx.root, name="large",
+    return ChatModelPredictor(ctx.services.large_vlm(), ctx.root, name="large",
                               max_image_side=ctx.settings.large.max_image_side)
 
 
@@ -96,7 +79,7 @@ def _large(ctx: ModeContext) -> Predictor:
 def _small(ctx: ModeContext) -> Predictor:
     from slc.evals.small_mode import SmallVLMPredictor
 
-    return SmallVLMPredictor(ctx.get_small_vlm(), ctx.get_memory(), ctx.root, name="small")
+    return SmallVLMPredictor(ctx.services.small_vlm(), ctx.services.memory(), ctx.root, name="small")
 
 
 @register_mode("slc-noreflect", "SLC graph without reflection: recall -> small-VLM detection -> large-VLM answer")
@@ -120,9 +103,8 @@ class GraphPredictor:
     """
 
     def __init__(self, ctx: ModeContext, name: str, reflect: bool = True, reflection_rounds: int | None = None,
-                 graph: Any = None) -> None:
+                 graph: CompiledStateGraph | None = None) -> None:
         from slc.evals.predictors import instrument_small_vlm
-        from slc.graphs.context import Services
         from slc.graphs.slc import compile_graph
 
         import warnings
@@ -131,17 +113,12 @@ class GraphPredictor:
         # invoke that its default durability setting then does nothing.
         warnings.filterwarnings("ignore", message=r"`durability` has no effect", module=r"langgraph")
         self.ctx, self.name = ctx, name
-        self.reflect, self.rounds = reflect, reflection_rounds
-        self.graph = graph if graph is not None else compile_graph()
-        self.services = Services(memory=ctx.get_memory(), small_vlm=instrument_small_vlm(ctx.get_small_vlm()),
-                                 large_vlm=ctx.get_large_vlm())
-
-    def context(self) -> Any:
-        from slc.graphs.context import Context
-
-        s = self.ctx.settings
-        return Context(tenant=s.tenant, settings=s, services=self.services, reflect=self.reflect,
-                       reflection_rounds=self.rounds)
+        # built now, so a misconfigured model or store fails before the first item, not on every item
+        ctx.services.memory()
+        ctx.services.large_vlm()
+        instrument_small_vlm(ctx.services.small_vlm())  # counts this run's small-VLM passes per item
+        self.graph = graph if graph is not None else compile_graph(services=ctx.services)
+        self.context = Context(reflect=reflect, reflection_rounds=reflection_rounds)
 
     def __call__(self, item: Any):
         import time
@@ -159,7 +136,7 @@ class GraphPredictor:
                 raise FileNotFoundError(f"image {item.images[0]} of item {item.id} not found under {self.ctx.root}")
         start = time.perf_counter()
         with measure() as tally:
-            turn = ask(self.graph, render_prompt(item), image, context=self.context())
+            turn = ask(self.graph, render_prompt(item), image, context=self.context, settings=self.ctx.settings)
         meta = {
             "graph_large_vlm_calls": turn.large_vlm_calls,
             "flags": turn.flags,
@@ -175,7 +152,7 @@ class GraphPredictor:
 
 def resolve_mode(spec: str, ctx: ModeContext | None = None) -> Predictor:
     """A registered mode name, or ``module:callable`` (a factory taking ``ctx`` or an ``item -> reply`` function)."""
-    ctx = ctx or ModeContext(settings=get_settings())
+    ctx = ctx or ModeContext(services=ServiceFactory())
     if spec in MODES:
         return MODES[spec][0](ctx)
     if ":" not in spec:

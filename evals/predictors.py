@@ -3,8 +3,15 @@
 Why a protocol and not a base class: a "mode" (large VLM alone, small VLM alone, SLC with or without
 reflection, a trivial baseline, a user's own function) only has to map one benchmark item to a reply and say
 what it cost. Costs of LangChain models are measured, not self-reported: :func:`measure` installs a
-per-item tally that a callback (model calls, tokens) and a cache wrapper (hits) fill in, so a graph built on
-LangChain models reports its calls without knowing about the harness.
+per-item tally that a callback (model calls, tokens), a cache wrapper (hits) and the small VLM's pass hook
+(:meth:`slc.agent.small_vlm.SmallVLM.add_pass_hook`) fill in, so a graph built on LangChain models reports
+its calls without knowing about the harness.
+
+Tokens are summed as langchain_core's ``UsageMetadata`` (``add_usage``/``subtract_usage``). Its
+``UsageMetadataCallbackHandler`` is not used: it drops the usage of a reply whose ``response_metadata`` has
+no ``model_name`` (test doubles, some providers) and ignores the legacy ``llm_output["token_usage"]``;
+``get_usage_metadata_callback`` registers a new configure hook on every call, which per item would pile up
+for the whole process. Counting calls, cache hits and small-VLM passes is ours either way.
 """
 
 from __future__ import annotations
@@ -17,15 +24,23 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages.ai import UsageMetadata, add_usage, subtract_usage
+from langchain_core.outputs import Generation, LLMResult
 from pydantic import BaseModel, Field
 
 from slc.agent import prompts
+from slc.agent.recognition import PassKind
 from slc.evals.datasets import CaptionItem, ChoiceItem, Item, OpenVQAItem, RecognitionItem, resolve_image
 from slc.evals.metrics import trivial_reply
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from slc.agent.small_vlm import SmallVLM
 
 
 class Usage(BaseModel):
@@ -35,8 +50,8 @@ class Usage(BaseModel):
     cache_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    small_vlm_calls: int = Field(default=0, description="Local small-VLM model passes (one batched scoring forward "
-                                 "or one generate() each), counted by :func:`instrument_small_vlm`.")
+    small_vlm_calls: int = Field(default=0, description="Local small-VLM model passes (one batched forward or one "
+                                 "generate() each), counted by :func:`instrument_small_vlm`.")
     wall_s: float = 0.0
 
 
@@ -58,22 +73,26 @@ class Predictor(Protocol):
 # ----------------------------------------------------------------------------------------------------------
 # Measuring LangChain model calls
 # ----------------------------------------------------------------------------------------------------------
+def _no_usage() -> UsageMetadata:
+    return UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
+
+
 @dataclass
 class _Tally:
-    llm_calls: int = 0
+    """One item's costs, filled by whichever thread runs its model calls."""
+
+    llm_calls: int = 0  # LangChain model calls that ended, cache hits included
     cache_hits: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cached_output_tokens: int = 0
-    small_vlm_calls: int = 0
+    tokens: UsageMetadata = field(default_factory=_no_usage)  # of every ended call
+    cached_tokens: UsageMetadata = field(default_factory=_no_usage)  # of the cache hits among them
+    small_vlm_passes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def usage(self, wall_s: float) -> Usage:
+        billed = subtract_usage(self.tokens, self.cached_tokens)
         return Usage(model_calls=self.llm_calls - self.cache_hits, cache_hits=self.cache_hits,
-                     input_tokens=max(0, self.input_tokens - self.cached_input_tokens),
-                     output_tokens=max(0, self.output_tokens - self.cached_output_tokens),
-                     small_vlm_calls=self.small_vlm_calls, wall_s=wall_s)
+                     input_tokens=billed["input_tokens"], output_tokens=billed["output_tokens"],
+                     small_vlm_calls=self.small_vlm_passes, wall_s=wall_s)
 
 
 _CURRENT: ContextVar[_Tally | None] = ContextVar("slc_eval_tally", default=None)
@@ -83,9 +102,14 @@ _CURRENT: ContextVar[_Tally | None] = ContextVar("slc_eval_tally", default=None)
 _HOOK: ContextVar[Any] = ContextVar("slc_eval_usage_hook", default=None)
 
 
-def _tokens_of(generation: Any) -> tuple[int, int]:
-    meta = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
-    return int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
+def _usage_of(generations: Iterable[Generation]) -> UsageMetadata:
+    """The summed token counts of chat generations (their messages' ``usage_metadata``)."""
+    total = _no_usage()
+    for g in generations:
+        meta = getattr(getattr(g, "message", None), "usage_metadata", None) or {}
+        tin, tout = int(meta.get("input_tokens") or 0), int(meta.get("output_tokens") or 0)
+        total = add_usage(total, UsageMetadata(input_tokens=tin, output_tokens=tout, total_tokens=tin + tout))
+    return total
 
 
 class UsageCallback(BaseCallbackHandler):
@@ -93,22 +117,18 @@ class UsageCallback(BaseCallbackHandler):
 
     raise_error = False
 
-    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         tally = _CURRENT.get()
         if tally is None:
             return
-        tin = tout = 0
-        for gens in response.generations:
-            for g in gens:
-                a, b = _tokens_of(g)
-                tin, tout = tin + a, tout + b
-        if not (tin or tout) and response.llm_output:
-            usage = response.llm_output.get("token_usage") or {}
-            tin, tout = int(usage.get("prompt_tokens", 0) or 0), int(usage.get("completion_tokens", 0) or 0)
+        usage = _usage_of(g for gens in response.generations for g in gens)
+        if not (usage["input_tokens"] or usage["output_tokens"]) and response.llm_output:
+            legacy = response.llm_output.get("token_usage") or {}  # completion-style LLMs report it here
+            tin, tout = int(legacy.get("prompt_tokens", 0) or 0), int(legacy.get("completion_tokens", 0) or 0)
+            usage = UsageMetadata(input_tokens=tin, output_tokens=tout, total_tokens=tin + tout)
         with tally.lock:
             tally.llm_calls += 1
-            tally.input_tokens += tin
-            tally.output_tokens += tout
+            tally.tokens = add_usage(tally.tokens, usage)
 
 
 USAGE_CALLBACK = UsageCallback()
@@ -118,28 +138,21 @@ from langchain_core.tracers.context import register_configure_hook  # noqa: E402
 register_configure_hook(_HOOK, inheritable=True)
 
 
-def instrument_small_vlm(vlm: Any) -> Any:
+def count_small_vlm_pass(kind: PassKind) -> None:
+    """A small-VLM pass hook: one pass into the current item's tally (none outside :func:`measure`)."""
+    tally = _CURRENT.get()
+    if tally is not None:
+        with tally.lock:
+            tally.small_vlm_passes += 1
+
+
+def instrument_small_vlm(vlm: SmallVLM) -> SmallVLM:
     """Count ``vlm``'s model passes into the current item's tally (idempotent; returns ``vlm``).
 
-    Why wrap the two private pass methods of :class:`slc.agent.small_vlm.SmallVLM` on the instance: every
-    detection, scan and graph node ends in one of them, so the count is what the GPU did, whoever called.
+    Through the runtime's public pass hook: every detection, scan, graph node and eval mode ends in a pass
+    of its model, so the count is what the model did, whoever called.
     """
-    if getattr(vlm, "_slc_eval_counted", False):
-        return vlm
-    for attr in ("_last_logits", "_generate"):
-        inner = getattr(vlm, attr, None)
-        if inner is None:
-            continue
-
-        def counted(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
-            tally = _CURRENT.get()
-            if tally is not None:
-                with tally.lock:
-                    tally.small_vlm_calls += 1
-            return _inner(*args, **kwargs)
-
-        setattr(vlm, attr, counted)
-    vlm._slc_eval_counted = True
+    vlm.add_pass_hook(count_small_vlm_pass)
     return vlm
 
 
@@ -161,14 +174,10 @@ class CountingCache(BaseCache):
                 self.hits += 1
         tally = _CURRENT.get()
         if value is not None and tally is not None:
-            tin = tout = 0
-            for g in value:
-                a, b = _tokens_of(g)
-                tin, tout = tin + a, tout + b
+            cached = _usage_of(value)
             with tally.lock:
                 tally.cache_hits += 1
-                tally.cached_input_tokens += tin
-                tally.cached_output_tokens += tout
+                tally.cached_tokens = add_usage(tally.cached_tokens, cached)
         return value
 
     def update(self, prompt: str, llm_string: str, return_val: Any) -> None:

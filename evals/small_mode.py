@@ -1,8 +1,9 @@
 """The "small" mode: the small VLM alone (slc.agent.small_vlm.SmallVLM), told what memory knows of the concepts.
 
 How it answers, and why (decided here, printed in each row's ``meta.method``):
-- Recognition: the detector's own Yes/No scoring pass (``detect(..., locate="never")``: one forward pass per
-  adapter group, no JSON generation), read as a FORCED CHOICE: "Yes" when P(yes | yes or no) >= 0.5. This is
+- Recognition: the detector's own recognition pass (``detect(..., locate="never")``: its recognition protocol,
+  one batched pass per adapter group, no JSON generation), read as a FORCED CHOICE: "Yes" when
+  P(yes | yes or no) >= 0.5. This is
   the decision the SLC graph receives from the small model; the detector's "unknown" (too little Yes/No
   probability mass) is kept in ``meta`` rather than turned into an unparsed reply, because the published
   small-model numbers are forced Yes/No answers too. Several concepts: "Yes" only when all are present.
@@ -12,33 +13,43 @@ How it answers, and why (decided here, printed in each row's ``meta.method``):
   constrained decoding, costs one forward pass, and never leaves an item unparsed. It flatters the small
   model's formatting, not its knowledge; the letter's probability mass is kept in ``meta`` to show it.
 - Open questions and captions: greedy generation (``small.max_new_tokens``).
-The concept facts (category, description, routed meta adapter) come from the eval tenant's memory, exactly
-as the graph's personalize node gets them; concepts memory lacks fall back to the item's own system text.
+The concept facts (category, description, routed meta adapter) come from the eval tenant's memory through
+:func:`slc.memory.queries.concept_query`, exactly as the graph's personalize node gets them; concepts memory
+lacks fall back to the item's own system text. Letter likelihood and generation run on the runtime's public
+:meth:`~slc.agent.small_vlm.SmallVLM.handle`, so its pass hook counts them like every detection.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from slc.agent import prompts
+from slc.agent.concept_prompts import concept_context
 from slc.agent.detection import ConceptQuery
+from slc.agent.images import load_image
+from slc.agent.recognition import single_token_ids
 from slc.evals.datasets import ChoiceItem, Item, RecognitionItem, resolve_image
 from slc.evals.predictors import Prediction, instrument_small_vlm, measure, render_prompt
+from slc.memory.queries import concept_query
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from transformers import PreTrainedTokenizerBase, ProcessorMixin
+
+    from slc.agent.small_vlm import SmallVLM
+    from slc.memory import ConceptMemory
+
+Meta = dict[str, object]
 
 
-def letter_token_ids(tokenizer: Any, letters: list[str]) -> dict[str, list[int]]:
+def letter_token_ids(tokenizer: PreTrainedTokenizerBase | ProcessorMixin, letters: list[str]) -> dict[str, list[int]]:
     """Single-token ids of each letter ("A", " A"); raises ValueError when a letter has none or two share one."""
-    tok = getattr(tokenizer, "tokenizer", tokenizer)
     out: dict[str, list[int]] = {}
     seen: set[int] = set()
     for letter in letters:
-        ids = []
-        for spelling in (letter, f" {letter}"):
-            enc = tok.encode(spelling, add_special_tokens=False)
-            if len(enc) == 1 and enc[0] not in ids:
-                ids.append(int(enc[0]))
+        ids = single_token_ids(tokenizer, (letter, f" {letter}"))
         if not ids or seen & set(ids):
             raise ValueError(f"option letter {letter!r} has no distinct single token in this vocabulary")
         seen |= set(ids)
@@ -49,7 +60,8 @@ def letter_token_ids(tokenizer: Any, letters: list[str]) -> dict[str, list[int]]
 class SmallVLMPredictor:
     """The small VLM alone. Thread-safe (SmallVLM serializes its own calls)."""
 
-    def __init__(self, small_vlm: Any, memory: Any = None, root: Path | None = None, name: str = "small") -> None:
+    def __init__(self, small_vlm: SmallVLM, memory: ConceptMemory | None = None, root: Path | None = None,
+                 name: str = "small") -> None:
         self.vlm = instrument_small_vlm(small_vlm)
         self.memory = memory
         self.root = Path(root) if root is not None else None
@@ -60,19 +72,10 @@ class SmallVLMPredictor:
         """The concept as the graph's personalize node would send it (memory facts + routed adapter)."""
         if self.memory is None or not self.memory.exists(name):
             return ConceptQuery(name=name)
-        c = self.memory.get(name)
-        q = ConceptQuery(name=name, description=c.description or "",
-                         category=c.identity.category if c.identity else None,
-                         attributes=dict(c.identity.attributes) if c.identity else {}, adapter=c.adapter)
-        bank = getattr(self.vlm, "bank", None)
-        if bank is not None:
-            emb = (lambda: self.memory.concept_embedding(name)) if c.images else None
-            q.adapter = bank.route_concept(q.adapter, emb)
-        return q
+        memory = self.memory
+        return concept_query(memory.get(name), bank=self.vlm.bank, embedding=lambda: memory.concept_embedding(name))
 
-    def _images(self, item: Item) -> list[Any]:
-        from slc.agent.images import load_image
-
+    def _images(self, item: Item) -> list[Image]:
         if item.images and self.root is None:
             raise FileNotFoundError(f"item {item.id} has images but no dataset root was given")
         out = []
@@ -84,8 +87,6 @@ class SmallVLMPredictor:
         return out
 
     def _system(self, item: Item, queries: list[ConceptQuery]) -> str | None:
-        from slc.agent.small_vlm import concept_context
-
         known = [concept_context(q) for q in queries if q.description or q.category]
         return "\n".join(known) if known else item.system
 
@@ -97,7 +98,7 @@ class SmallVLMPredictor:
         meta["prompt_version"] = prompts.EVAL_PROMPT_VERSION
         return Prediction(reply=reply, usage=tally.usage(time.perf_counter() - start), meta=meta)
 
-    def _answer(self, item: Item) -> tuple[str | None, dict[str, Any]]:
+    def _answer(self, item: Item) -> tuple[str | None, Meta]:
         images = self._images(item)
         queries = [self.query(c) for c in item.concepts]
         if isinstance(item, RecognitionItem) and images and queries:
@@ -107,24 +108,23 @@ class SmallVLMPredictor:
                 "method": "yes/no probability (forced choice)",
                 "detections": [{"concept": d.concept, "status": d.status, "p_yes": round(d.confidence, 4),
                                 "yes_no_mass": d.yes_no_mass, "adapter": d.adapter} for d in dets]}
-        from slc.agent.loading import chat_inputs
-
         adapters = {q.adapter for q in queries if q.adapter}
         adapter = self.vlm.merged_adapter(sorted(adapters)) if len(adapters) > 1 else next(iter(adapters), None)
-        text = render_prompt(item)
-        with self.vlm._lock, self.vlm.using(adapter):
-            inputs = chat_inputs(self.vlm.processor, images, text, system=self._system(item, queries),
-                                 device=self.vlm.device, dtype=self.vlm.dtype)
+        with self.vlm.using(adapter):
+            model = self.vlm.handle()
+            inputs = model.inputs(images, render_prompt(item), system=self._system(item, queries))
             if isinstance(item, ChoiceItem):
                 import torch
 
                 ids = letter_token_ids(self.vlm.processor, list(item.options))
-                probs = torch.softmax(self.vlm._last_logits(inputs).float(), dim=-1)[0]
+                probs = torch.softmax(model.last_logits(inputs).float(), dim=-1)[0]
                 p = {k: float(probs[v].sum()) for k, v in ids.items()}
                 best = max(p, key=lambda k: p[k])
                 return best, {"method": "option-letter likelihood", "p": {k: round(v, 6) for k, v in p.items()},
                               "letter_mass": round(sum(p.values()), 6), "adapter": adapter}
-            return self.vlm._generate(inputs)[0], {"method": "greedy generation", "adapter": adapter}
+            cfg = self.vlm.config
+            reply = model.generate(inputs, max_new_tokens=cfg.max_new_tokens, **cfg.generation_kwargs)[0]
+            return reply, {"method": "greedy generation", "adapter": adapter}
 
 
 __all__ = ["SmallVLMPredictor", "letter_token_ids"]

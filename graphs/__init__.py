@@ -1,9 +1,10 @@
 """slc.graphs: the SLC answer graph (recall -> personalize -> reflect -> reason), its state, context,
-sessions and tracing.
+service factory, sessions, node-by-node turns and tracing.
 
 Entry points (resolved lazily so ``import slc.graphs`` stays cheap): ``graph`` / ``build_graph`` /
-``compile_graph`` (slc.graphs.slc), ``Context`` / ``Services`` (slc.graphs.context), ``ask`` /
-``open_graph`` / ``open_checkpointer`` (slc.graphs.sessions), ``State`` / ``Answer`` (slc.graphs.state).
+``compile_graph`` (slc.graphs.slc), ``Context`` (slc.graphs.context), ``ServiceFactory``
+(slc.graphs.services), ``ask`` / ``aask`` / ``open_graph`` / ``open_checkpointer`` (slc.graphs.sessions),
+``run_turn`` (slc.graphs.turns), ``State`` / ``Answer`` (slc.graphs.state).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ _EXPORTS = {
     "build_graph": "slc.graphs.slc",
     "compile_graph": "slc.graphs.slc",
     "Context": "slc.graphs.context",
-    "Services": "slc.graphs.context",
+    "ServiceFactory": "slc.graphs.services",
     "ask": "slc.graphs.sessions",
+    "aask": "slc.graphs.sessions",
     "open_graph": "slc.graphs.sessions",
     "open_checkpointer": "slc.graphs.sessions",
     "open_async_checkpointer": "slc.graphs.sessions",
     "TurnResult": "slc.graphs.sessions",
+    "run_turn": "slc.graphs.turns",
     "State": "slc.graphs.state",
     "InputState": "slc.graphs.state",
     "Answer": "slc.graphs.state",

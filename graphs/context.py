@@ -1,66 +1,18 @@
-"""Per-run context of the SLC graph (LangGraph 1.x ``context_schema``) and the heavy services it uses.
+"""Per-run context of the SLC graph (LangGraph 1.x ``context_schema``): plain values only.
 
 Why a context and not state: which tenant, how many reflection rounds, whether images may reach traces
 are choices of the caller for this run, not facts of the conversation, so they are not checkpointed.
-The heavy objects (concept memory, small VLM, large VLM, image store) are resolved lazily from settings
-the first time a node needs them and cached per process: importing ``slc.graphs.slc`` (which LangGraph
-Studio does) loads no model and opens no store. Tests inject their own ``Services``.
+Why plain values: LangGraph Server and Studio receive the context as JSON and render it as a form, so it
+holds no settings object and no services (the nodes get those from the service factory the graph is
+bound to, :mod:`slc.graphs.services`). ``None`` means "the settings' value": :class:`RunOptions` is the
+context with every default filled in from the settings of that factory.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
 
-from slc.agent.settings import Settings, get_settings
-
-
-class MemoryLike(Protocol):
-    """What the graph needs from concept memory (slc.memory.ConceptMemory satisfies it)."""
-
-    def recall(self, text: str | None = None, image: Any = None) -> list[Any]: ...
-
-    def list(self) -> list[Any]: ...
-
-    def reference_image_paths(self, name: str) -> list[Any]: ...
-
-
-class DetectorLike(Protocol):
-    """What the graph needs from the small VLM (slc.agent.small_vlm.SmallVLM satisfies it)."""
-
-    def detect(self, image: Any, concepts: list[Any], round: int = 0) -> list[Any]: ...
-
-
-@dataclass
-class Services:
-    """The heavy collaborators of a run. Any field left ``None`` is built from settings on first use."""
-
-    memory: Any = None
-    small_vlm: Any = None
-    large_vlm: Any = None
-    image_store: Any = None
-
-
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, Services] = {}
-
-
-def _key(settings: Settings) -> tuple:
-    return (str(settings.data_dir), settings.tenant, settings.small.model, settings.large.model, settings.large.base_url,
-            settings.chroma.url, str(settings.chroma_path))
-
-
-def default_services(settings: Settings) -> Services:
-    """The process-wide services for these settings (built lazily, one field at a time)."""
-    with _LOCK:
-        return _CACHE.setdefault(_key(settings), Services())
-
-
-def clear_services_cache() -> None:
-    """Forget cached services (tests, or after changing settings in a long-lived process)."""
-    with _LOCK:
-        _CACHE.clear()
+from slc.agent.settings import Settings
 
 
 @dataclass
@@ -75,76 +27,30 @@ class Context:
     reflect: bool = True
     redact_images: bool | None = None
     max_history_messages: int | None = None
-    settings: Settings | None = None
-    services: Services | None = field(default=None, repr=False)
-
-    # -- resolved values --------------------------------------------------------------------------------
-    def get_settings(self) -> Settings:
-        if self.settings is None:
-            base = get_settings()
-            self.settings = base.model_copy(update={"tenant": self.tenant}) if self.tenant else base
-        return self.settings
-
-    @property
-    def rounds(self) -> int:
-        return self.get_settings().reflection_rounds if self.reflection_rounds is None else self.reflection_rounds
-
-    @property
-    def redact(self) -> bool:
-        return self.get_settings().tracing.redact_images if self.redact_images is None else self.redact_images
-
-    @property
-    def history_limit(self) -> int:
-        s = self.get_settings()
-        return s.max_history_messages if self.max_history_messages is None else self.max_history_messages
-
-    @property
-    def tenant_name(self) -> str:
-        return self.tenant or self.get_settings().tenant
-
-    def _services(self) -> Services:
-        if self.services is None:
-            self.services = default_services(self.get_settings())
-        return self.services
-
-    def memory(self) -> Any:
-        svc = self._services()
-        if svc.memory is None:
-            from slc.memory import ConceptMemory
-
-            with _LOCK:
-                if svc.memory is None:
-                    svc.memory = ConceptMemory.from_settings(self.get_settings())
-        return svc.memory
-
-    def small_vlm(self) -> Any:
-        svc = self._services()
-        if svc.small_vlm is None:
-            from slc.agent.small_vlm import SmallVLM
-
-            with _LOCK:
-                if svc.small_vlm is None:
-                    svc.small_vlm = SmallVLM.from_settings(self.get_settings())
-        return svc.small_vlm
-
-    def large_vlm(self) -> Any:
-        svc = self._services()
-        if svc.large_vlm is None:
-            from slc.agent.large_vlm import build_large_vlm
-
-            with _LOCK:
-                if svc.large_vlm is None:
-                    svc.large_vlm = build_large_vlm(self.get_settings())
-        return svc.large_vlm
-
-    def image_store(self) -> Any:
-        svc = self._services()
-        if svc.image_store is None:
-            from slc.memory.images import ImageStore
-
-            # Query photos live beside (not inside) memory's per-tenant reference-image stores.
-            svc.image_store = ImageStore(self.get_settings().data_dir / "query-images")
-        return svc.image_store
 
 
-__all__ = ["Context", "DetectorLike", "MemoryLike", "Services", "clear_services_cache", "default_services"]
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """A :class:`Context` resolved against settings: what a node or a trace actually uses for this run."""
+
+    tenant: str
+    reflection_rounds: int
+    reflect: bool
+    redact_images: bool
+    max_history_messages: int
+
+    @classmethod
+    def resolve(cls, context: Context | None, settings: Settings) -> RunOptions:
+        """``context`` (None: all defaults) with each ``None`` replaced by the settings' value."""
+        ctx = context or Context()
+        return cls(
+            tenant=ctx.tenant or settings.tenant,
+            reflection_rounds=settings.reflection_rounds if ctx.reflection_rounds is None else ctx.reflection_rounds,
+            reflect=ctx.reflect,
+            redact_images=settings.tracing.redact_images if ctx.redact_images is None else ctx.redact_images,
+            max_history_messages=(settings.max_history_messages if ctx.max_history_messages is None
+                                  else ctx.max_history_messages),
+        )
+
+
+__all__ = ["Context", "RunOptions"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from slc.agent import prompts
 from slc.agent.detection import Detection
-from slc.agent.json_repair import parse_json_object
+from slc.agent.json_reply import parse_json_object
 from slc.graphs.state import Answer, Candidate, FinalDetection
 
 _FENCE_RE = re.compile(r"(<<<|>>>)")
@@ -56,7 +56,7 @@ def content_text(content: Any) -> str:
 
 def extract_json(text: str) -> Any:
     """The JSON object in a model reply (fences, prose, quotes and truncation repaired by the project's
-    one JSON reader, :func:`slc.agent.json_repair.parse_json_object`). Raises ValueError when there is none."""
+    one JSON reader, :func:`slc.agent.json_reply.parse_json_object`). Raises ValueError when there is none."""
     parsed = parse_json_object(text)
     if parsed is None:
         raise ValueError("no JSON object in the reply")
@@ -102,10 +102,10 @@ def make_claims(detections: list[Detection], candidates: dict[str, Candidate]) -
                 concept=d.concept,
                 claim=d.status,
                 category=c.category if c else None,
-                identity_attributes=dict(c.attributes) if c else {},
+                identity_attributes=c.attributes if c else {},
                 location_absolute=d.location_absolute,
                 location_relative=d.location_relative,
-                description=c.description if c else "",
+                description=c.concept.description if c else "",
             )
         )
     return out
@@ -178,7 +178,7 @@ def report_entries(final: list[FinalDetection]) -> list[dict[str, Any]]:
 def concept_facts(candidates: list[Candidate]) -> list[dict[str, Any]]:
     return [
         {k: v for k, v in {"concept": f"<{c.name}>", "category": c.category, "attributes": c.attributes,
-                           "description": c.description, "tree": c.tree}.items() if v}
+                           "description": c.concept.description, "tree": c.concept.tree}.items() if v}
         for c in candidates
     ]
 

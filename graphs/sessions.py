@@ -2,24 +2,29 @@
 
 Why here: SQLite under the data dir is the default (one file, nothing to run); Postgres is for many
 users/processes (``settings.sessions_url``) and is only imported when configured, so the optional
-``postgres`` extra is not needed otherwise. Images are stored by content hash in the ImageStore before
-the turn starts; checkpoints only ever hold the hash.
+``postgres`` extra is not needed otherwise. A turn's photo is stored by content hash in the query-photo
+store by the graph's recall node; checkpoints only ever hold the hash.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph.state import CompiledStateGraph
 
+from slc.agent.images import ImageSource
 from slc.agent.settings import Settings, get_settings
 from slc.graphs.context import Context
+from slc.graphs.photos import photo_input
+from slc.graphs.services import ServiceFactory
 from slc.graphs.slc import compile_graph
 from slc.graphs.state import Answer, FinalDetection, Verdict
 from slc.graphs.tracing import run_config
@@ -48,7 +53,7 @@ def _tune(conn: sqlite3.Connection) -> None:
 
 
 @contextlib.contextmanager
-def open_checkpointer(settings: Settings | None = None, path: str | Path | None = None) -> Iterator[Any]:
+def open_checkpointer(settings: Settings | None = None, path: str | Path | None = None) -> Iterator[BaseCheckpointSaver]:
     """SqliteSaver on ``path`` / ``settings.sessions_path``, or PostgresSaver when ``sessions_url`` is set."""
     settings = settings or get_settings()
     if settings.sessions_url and path is None:
@@ -76,7 +81,9 @@ def open_checkpointer(settings: Settings | None = None, path: str | Path | None 
 
 
 @contextlib.asynccontextmanager
-async def open_async_checkpointer(settings: Settings | None = None, path: str | Path | None = None) -> AsyncIterator[Any]:
+async def open_async_checkpointer(
+    settings: Settings | None = None, path: str | Path | None = None
+) -> AsyncIterator[BaseCheckpointSaver]:
     """The async twin (for ``astream`` / ``astream_events`` / ``ainvoke``)."""
     settings = settings or get_settings()
     if settings.sessions_url and path is None:
@@ -101,13 +108,23 @@ async def open_async_checkpointer(settings: Settings | None = None, path: str | 
 
 
 @contextlib.contextmanager
-def open_graph(settings: Settings | None = None, *, checkpointer: Any = None) -> Iterator[Any]:
-    """The SLC graph compiled with a session checkpointer (SQLite by default)."""
+def open_graph(
+    settings: Settings | None = None,
+    *,
+    services: ServiceFactory | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+) -> Iterator[CompiledStateGraph]:
+    """The SLC graph compiled with a session checkpointer (SQLite by default, from ``settings``).
+
+    ``services``: the factory its nodes run on (default: the process-wide one); ``settings`` default to
+    its settings.
+    """
+    settings = settings or (services.settings if services is not None else None)
     if checkpointer is not None:
-        yield compile_graph(checkpointer=checkpointer)
+        yield compile_graph(checkpointer=checkpointer, services=services)
         return
     with open_checkpointer(settings) as saver:
-        yield compile_graph(checkpointer=saver)
+        yield compile_graph(checkpointer=saver, services=services)
 
 
 @dataclass
@@ -123,14 +140,20 @@ class TurnResult:
     image: str | None
 
 
-def prepare_input(question: str, image: Any, ctx: Context) -> dict[str, Any]:
-    """Graph input for one turn; the image (path, bytes or PIL) is validated and stored by hash first."""
-    sha = None
-    if isinstance(image, str) and re.fullmatch(r"[0-9a-f]{64}", image) and ctx.image_store().exists(image):
-        sha = image  # already stored (e.g. the hash of an earlier turn's photo)
-    elif image is not None:
-        sha = ctx.image_store().put(image).sha256
-    return {"question": question, "image": sha}
+def turn_input(question: str, image: ImageSource | None) -> dict[str, Any]:
+    """The graph input of one turn (a photo given as bytes or a PIL image travels as a data URL)."""
+    return {"question": question, "image": photo_input(image)}
+
+
+def turn_result(values: dict[str, Any]) -> TurnResult:
+    """The TurnResult in a turn's final state; the photo's sha256 is the one its question was recorded with."""
+    asked = next((m for m in reversed(values.get("messages", [])) if isinstance(m, HumanMessage)), None)
+    return TurnResult(
+        answer=values["answer"], final=values.get("final", []), verdicts=values.get("verdicts", []),
+        flags=values.get("flags", []), degraded=values.get("degraded", False),
+        large_vlm_calls=values.get("large_vlm_calls", 0),
+        image=asked.additional_kwargs.get("image") if asked is not None else None,
+    )
 
 
 #: Checkpoint policy of a chat turn: ONE checkpoint when the turn ends (LangGraph durability "exit").
@@ -142,29 +165,44 @@ TURN_DURABILITY = "exit"
 
 
 def ask(
-    graph: Any,
+    graph: CompiledStateGraph,
     question: str,
-    image: Any = None,
+    image: ImageSource | None = None,
     *,
     thread_id: str | None = None,
     context: Context | None = None,
+    settings: Settings | None = None,
     durability: str = TURN_DURABILITY,
 ) -> TurnResult:
     """Run one turn (sync). ``thread_id`` continues a session when the graph has a checkpointer.
 
-    ``durability``: LangGraph's checkpoint policy (default :data:`TURN_DURABILITY`, one checkpoint per turn;
-    "async": after every node, in the background).
+    ``image``: a path, the sha256 of a stored photo, bytes or a PIL image (bytes and PIL images travel in
+    the input as a data URL: under "async" durability the turn's input checkpoint keeps it, so pass a path
+    there). ``settings``: those of the graph's service factory, for the run's trace and metadata (default
+    :func:`get_settings`). ``durability``: LangGraph's checkpoint policy (default :data:`TURN_DURABILITY`,
+    one checkpoint per turn; "async": after every node, in the background).
     """
-    ctx = context or Context()
-    inp = prepare_input(question, image, ctx)
-    out = graph.invoke(inp, config=run_config(thread_id, ctx, visual=inp["image"] is not None), context=ctx,
-                       durability=durability)
-    return TurnResult(
-        answer=out["answer"], final=out.get("final", []), verdicts=out.get("verdicts", []),
-        flags=out.get("flags", []), degraded=out.get("degraded", False),
-        large_vlm_calls=out.get("large_vlm_calls", 0), image=inp["image"],
-    )
+    inp = turn_input(question, image)
+    cfg = run_config(thread_id, context, settings, visual=image is not None)
+    return turn_result(graph.invoke(inp, config=cfg, context=context or Context(), durability=durability))
 
 
-__all__ = ["ALLOWED_TYPES", "TURN_DURABILITY", "TurnResult", "ask", "open_async_checkpointer", "open_checkpointer", "open_graph",
-           "prepare_input", "serializer"]
+async def aask(
+    graph: CompiledStateGraph,
+    question: str,
+    image: ImageSource | None = None,
+    *,
+    thread_id: str | None = None,
+    context: Context | None = None,
+    settings: Settings | None = None,
+    durability: str = TURN_DURABILITY,
+) -> TurnResult:
+    """The async twin of :func:`ask` (the graph needs an async checkpointer, if any:
+    :func:`open_async_checkpointer`)."""
+    inp = turn_input(question, image)
+    cfg = run_config(thread_id, context, settings, visual=image is not None)
+    return turn_result(await graph.ainvoke(inp, config=cfg, context=context or Context(), durability=durability))
+
+
+__all__ = ["ALLOWED_TYPES", "TURN_DURABILITY", "TurnResult", "aask", "ask", "open_async_checkpointer", "open_checkpointer",
+           "open_graph", "serializer", "turn_input", "turn_result"]

@@ -1,10 +1,11 @@
 """The SLC answer graph: recall -> personalize -> reflect -(disputed, round < R)-> personalize ... -> reason.
 
 Text-only questions, and images in which no concept was recalled, go recall -> reason. With
-``Context(reflect=False)`` personalize goes straight to reason (no verification at all). The module-level
+``Context(reflect=False)`` personalize goes straight to reason (no verification at all). The nodes are
+bound to a :class:`~slc.graphs.services.ServiceFactory` when the graph is built. The module-level
 ``graph`` (compiled without a checkpointer: LangGraph Server / ``langgraph dev`` bring their own) is what
-langgraph.json points at; importing this module builds the graph only (no model, no store is opened:
-those are resolved from settings on the first node that needs them, see slc.graphs.context).
+langgraph.json points at; it runs on the process-wide :func:`~slc.graphs.services.default_services`, so
+importing this module builds the graph only (no model, no store is opened before a node needs them).
 For sessions in-process use :func:`slc.graphs.sessions.open_graph`, which compiles with a checkpointer.
 """
 
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from slc.graphs.context import Context
-from slc.graphs.nodes import context_of, personalize, reason, recall, reflect
+from slc.graphs.execution import GraphNode
+from slc.graphs.nodes import personalize, reason, recall, reflect
+from slc.graphs.services import ServiceFactory
 from slc.graphs.state import InputState, State
 
 
@@ -27,7 +32,7 @@ def route_after_recall(state: State) -> Literal["personalize", "reason"]:
 
 def route_after_personalize(state: State, runtime: Runtime[Context]) -> Literal["reflect", "reason"]:
     """Verify the claims unless the run switched reflection off (``Context.reflect=False``)."""
-    return "reflect" if context_of(runtime).reflect else "reason"
+    return "reflect" if runtime.context is None or runtime.context.reflect else "reason"
 
 
 def route_after_reflect(state: State) -> Literal["personalize", "reason"]:
@@ -35,13 +40,14 @@ def route_after_reflect(state: State) -> Literal["personalize", "reason"]:
     return "personalize" if state.pending and not state.degraded else "reason"
 
 
-def build_graph() -> StateGraph:
-    """The uncompiled builder (compile it with your own checkpointer, store, name...)."""
+def build_graph(services: ServiceFactory | None = None) -> StateGraph:
+    """The uncompiled builder, its nodes bound to ``services`` (None: the process-wide default factory).
+
+    Compile it with your own checkpointer, store, name...
+    """
     builder = StateGraph(State, input_schema=InputState, context_schema=Context)
-    builder.add_node("recall", recall)
-    builder.add_node("personalize", personalize)
-    builder.add_node("reflect", reflect)
-    builder.add_node("reason", reason)
+    for name, body in (("recall", recall), ("personalize", personalize), ("reflect", reflect), ("reason", reason)):
+        builder.add_node(name, GraphNode(name, body, services))
     builder.add_edge(START, "recall")
     builder.add_conditional_edges("recall", route_after_recall)
     builder.add_conditional_edges("personalize", route_after_personalize)
@@ -50,9 +56,11 @@ def build_graph() -> StateGraph:
     return builder
 
 
-def compile_graph(checkpointer: Any = None, **kwargs: Any) -> Any:
-    """``build_graph().compile(name="slc", ...)``."""
-    return build_graph().compile(checkpointer=checkpointer, name="slc", **kwargs)
+def compile_graph(
+    checkpointer: BaseCheckpointSaver | None = None, *, services: ServiceFactory | None = None, **kwargs: Any
+) -> CompiledStateGraph:
+    """``build_graph(services).compile(name="slc", ...)``."""
+    return build_graph(services).compile(checkpointer=checkpointer, name="slc", **kwargs)
 
 
 graph = compile_graph()

@@ -10,27 +10,31 @@ message list wrote 62 MB. So images are content hashes (files in the ImageStore)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
 from pydantic import BaseModel, Field
 
 from slc.agent.detection import Detection
+from slc.memory.types import RecallHit
 
 
-class Candidate(BaseModel):
-    """A concept recalled for this turn, with what the small and large VLM need to know about it."""
+class Candidate(RecallHit):
+    """A concept recalled for this turn: memory's hit as it came (the concept, why and how well it matched)."""
 
-    name: str
-    description: str = ""
-    category: str | None = None
-    attributes: dict[str, str] = Field(default_factory=dict)
-    adapter: str | None = None
-    reference_images: list[str] = Field(default_factory=list, description="Paths of stored reference images.")
-    tree: dict[str, Any] | None = Field(default=None, description="Concept-as-Tree JSON, when registered with one.")
-    matched_by: list[str] = Field(default_factory=list, description="name | image | text")
-    score: float = 0.0
+    @property
+    def name(self) -> str:
+        return self.concept.name
+
+    @property
+    def category(self) -> str | None:
+        return self.concept.category
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """The concept's identity attributes ({} when it has no identity)."""
+        return dict(self.concept.identity.attributes) if self.concept.identity else {}
 
     @property
     def asked(self) -> bool:
@@ -81,7 +85,11 @@ class Answer(BaseModel):
 
 @dataclass(kw_only=True)
 class InputState:
-    """What a caller sends per turn: a question and optionally an image (sha256 in the store or a path)."""
+    """What a caller sends per turn: a question and optionally a photo.
+
+    ``image``: the sha256 of a stored photo, a path, or a ``data:image/...;base64,`` URL; the recall node
+    stores it and replaces it by its sha256, the only form of a photo state ever holds.
+    """
 
     question: str = ""
     image: str | None = None

@@ -5,29 +5,46 @@ LANGSMITH_API_KEY, LANGSMITH_ENDPOINT, LANGSMITH_PROJECT) or by ``settings.traci
 on we hand LangChain a ``LangChainTracer`` whose ``Client`` has ``hide_inputs``/``hide_outputs`` hooks
 that replace every image data URL (and any other long base64 blob) by a placeholder, so a user's photo
 never leaves the machine in a trace (``settings.tracing.redact_images``, default on). LangChain then adds
-no second, unredacted tracer (it only adds one when none is present). Graph state never holds image
-bytes (content hashes only), so the large-VLM calls are the only place images could appear.
+no second, unredacted tracer (it only adds one when none is present). Graph state holds content hashes
+only, once the recall node has stored the turn's photo; before that a photo sent as bytes travels in the
+input as a data URL, and the large-VLM calls carry the photo: those are the places images could appear.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slc.graphs.context import Context
+from pydantic import BaseModel
+
+from slc.agent.settings import Settings, get_settings
+from slc.graphs.context import Context, RunOptions
+
+if TYPE_CHECKING:
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langsmith import Client
 
 PLACEHOLDER = "<image redacted by slc>"
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+")
 _LONG_B64 = re.compile(r"^[A-Za-z0-9+/=\s]{256,}$")
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple, Any] = {}
+_CLIENTS: dict[tuple[bool, str | None, str | None], Client] = {}
 
 
 def redact(obj: Any) -> Any:
-    """A copy of ``obj`` with image data URLs and long base64 strings replaced by a placeholder."""
+    """A copy of ``obj`` with image data URLs and long base64 strings replaced by a placeholder.
+
+    Dataclasses and pydantic models (the graph state a node run gets as input, messages) are read as the
+    dicts LangSmith would send: a turn's input may carry its photo as a data URL until recall stores it.
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: redact(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, BaseModel):
+        return redact(obj.model_dump())
     if isinstance(obj, str):
         if "base64," in obj:
             obj = _DATA_URL.sub(PLACEHOLDER, obj)
@@ -43,13 +60,13 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def tracing_enabled(ctx: Context) -> bool:
+def tracing_enabled(settings: Settings) -> bool:
     from langsmith import utils as ls_utils
 
-    return bool(ctx.get_settings().tracing.enabled or ls_utils.tracing_is_enabled())
+    return bool(settings.tracing.enabled or ls_utils.tracing_is_enabled())
 
 
-def langsmith_client(redact_images: bool) -> Any:
+def langsmith_client(redact_images: bool) -> Client:
     """One ``langsmith.Client`` per process and redaction mode (endpoint/key from the standard env vars)."""
     from langsmith import Client
 
@@ -72,27 +89,34 @@ def reset_clients() -> None:
         _CLIENTS.clear()
 
 
-def tracing_callbacks(ctx: Context) -> list[Any]:
+def tracing_callbacks(settings: Settings, *, redact_images: bool) -> list[BaseCallbackHandler]:
     """``[LangChainTracer(redacting client)]`` when tracing is on, else ``[]``."""
-    if not tracing_enabled(ctx):
+    if not tracing_enabled(settings):
         return []
     from langchain_core.tracers.langchain import LangChainTracer
 
-    project = os.environ.get("LANGSMITH_PROJECT") or ctx.get_settings().tracing.project
-    return [LangChainTracer(client=langsmith_client(ctx.redact), project_name=project)]
+    project = os.environ.get("LANGSMITH_PROJECT") or settings.tracing.project
+    return [LangChainTracer(client=langsmith_client(redact_images), project_name=project)]
 
 
-def run_config(thread_id: str | None, ctx: Context, *, question: str = "", visual: bool = False) -> dict[str, Any]:
-    """The RunnableConfig of one turn: thread, run name, tags and metadata that make a trace readable."""
+def run_config(
+    thread_id: str | None, context: Context | None = None, settings: Settings | None = None, *, visual: bool = False
+) -> dict[str, Any]:
+    """The RunnableConfig of one turn: thread, run name, tags and metadata that make a trace readable.
+
+    ``settings``: those of the graph's service factory (default :func:`get_settings`, as the module graph's).
+    """
+    settings = settings or get_settings()
+    opts = RunOptions.resolve(context, settings)
     cfg: dict[str, Any] = {
         "run_name": "slc",
-        "tags": ["slc", "visual" if visual else "text-only", f"tenant:{ctx.tenant_name}"],
+        "tags": ["slc", "visual" if visual else "text-only", f"tenant:{opts.tenant}"],
         "metadata": {
-            "tenant": ctx.tenant_name,
-            "reflection_rounds": ctx.rounds,
-            "redact_images": ctx.redact,
+            "tenant": opts.tenant,
+            "reflection_rounds": opts.reflection_rounds,
+            "redact_images": opts.redact_images,
         },
-        "callbacks": tracing_callbacks(ctx),
+        "callbacks": tracing_callbacks(settings, redact_images=opts.redact_images),
     }
     if thread_id:
         cfg["configurable"] = {"thread_id": thread_id}

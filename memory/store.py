@@ -1,4 +1,4 @@
-"""ConceptMemory: a tenant's personal concepts on Chroma, with their reference images.
+"""ConceptMemory: a tenant's personal concepts with their reference images: CRUD, journal and recall.
 
 Usage::
 
@@ -9,126 +9,73 @@ Usage::
     mem.recall_by_image("photo.jpg")                          # nearest concepts above settings.recall_threshold
     mem.rename("bo", "bobo"); mem.delete("bobo")
 
-Storage (why this shape):
-- Two Chroma collections PER TENANT, ``<prefix>-<tenant-slug>-<hash>-concepts`` and ``...-images``. Separate
-  collections make isolation structural (a query physically cannot see another tenant) and keep queries
-  unfiltered: a metadata ``where`` filter cost ~58 ms at 100k records, an unfiltered HNSW query ~2 ms.
-  Tenant names are arbitrary user strings; the slug keeps names readable, the sha256 suffix keeps
-  "Alice" and "alice" (or any two strings with the same slug) apart.
-- Image records: one per (concept, reference image), id ``<concept_id>:<sha256>``, the image embedding
-  from :mod:`slc.memory.embedders` (always passed explicitly: Chroma's default embedding function would try
-  to download a model), cosine HNSW tuned from ``settings.chroma.hnsw_*``.
-- Concept record: id = a stable uuid (survives renames), the text embedding of name + category +
-  description, and metadata holding everything else (identity and CaT tree as JSON, computed once at
-  registration so queries never recompute them). It lists the concept's image digests and is written LAST:
-  it is the commit marker. Image records that no concept record lists are invisible to queries and are
-  garbage.
+What lives where (why this shape):
+- The vectors sit behind :mod:`slc.memory.index` (``VectorIndex``, ``IndexBackend``): two indexes per
+  tenant, ``concepts`` and ``images``, opened on a backend from :mod:`slc.memory.backends` (Chroma today,
+  :mod:`slc.memory.chroma_index`). This class holds the rules and never calls a store directly. A process
+  serving many tenants passes one ``backend`` to every tenant's memory (one connection, not one per tenant).
+- Record layout (concept record = commit marker, image records ``<concept id>:<sha256>``):
+  :mod:`slc.memory.records`. Names and tenant keys: :mod:`slc.memory.names`.
 - Image files: a content-addressed :class:`~slc.memory.images.ImageStore` per tenant under
   ``settings.images_dir``, so the memory does not depend on the user's original files.
 
 Integrity:
 - Every image is validated, normalized and embedded before anything is written, so a bad image or an
   encoder failure stores nothing.
-- Writes run under a file lock (one per Chroma folder in embedded mode, one per tenant in server mode), so
-  registrations from several processes serialize: no lost update, no duplicate name.
-- Each write first drops a small journal (what records and files it is about to create or remove); it is
-  deleted once the write is done. A crash (even SIGKILL) leaves the journal behind; the next
-  ``ConceptMemory`` opened on the same data replays it under the lock: records not listed by a committed
+- Writes run under the tenant's file lock and journal (:mod:`slc.memory.journal`); a crash (even SIGKILL)
+  is undone by the next ``ConceptMemory`` opened on the same data: records not listed by a committed
   concept and files no record uses are removed. :meth:`ConceptMemory.fsck` does the same for the whole
   tenant.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import hashlib
-import json
 import logging
-import os
-import re
 import threading
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
 
 from slc.agent.errors import (
     DuplicateConceptError,
     InvalidConceptNameError,
     InvalidImageError,
-    MemoryUnavailableError,
     UnknownConceptError,
 )
-from slc.agent.settings import Settings, get_settings
 from slc.agent.images import ImageSource, load_image
+from slc.agent.settings import Settings, get_settings
+from slc.memory.backends import open_backend
+from slc.memory.embedders import ImageEmbedder, TextEmbedder, get_image_embedder, get_text_embedder
 from slc.memory.images import ImageStore, stored_size
+from slc.memory.index import IndexBackend, Metadata
+from slc.memory.journal import WriteJournal
+from slc.memory.names import mention_candidates, mentions, normalize_name, tenant_key
+from slc.memory.records import (
+    concept_of,
+    concept_record,
+    image_record,
+    image_record_id,
+    is_concept_id,
+    listed_shas,
+    new_concept_id,
+    to_concept,
+)
 from slc.memory.types import Concept, Identity, RecallHit, ReferenceImage
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from slc.memory.embedders import ImageEmbedder, TextEmbedder
+    from slc.memory.chroma_index import ChromaClient
 
 log = logging.getLogger(__name__)
 
-MAX_NAME_LEN = 64
-_NAME_RE = re.compile(r"^[^\W_][\w\-]*$", re.UNICODE)
-_WORD_RE = re.compile(r"[\w\-]+", re.UNICODE)
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Hybrid recall: a description counts as matching the question from this cosine similarity up.
 DEFAULT_TEXT_THRESHOLD = 0.5
-
-
-# ----------------------------------------------------------------------------------------- names / tenants
-def normalize_name(name: str) -> str:
-    """``"<Bo>"`` / ``" bo "`` -> ``"Bo"``; raises InvalidConceptNameError for names text matching can't find.
-
-    A name is a single word: letters/digits (any script), ``_`` and ``-`` inside, at most 64 chars,
-    starting with a letter or digit. Case is kept for display; uniqueness and matching ignore case.
-    """
-    if not isinstance(name, str):
-        raise InvalidConceptNameError(f"Concept name must be a string, got {type(name).__name__}")
-    raw = name.strip()
-    if raw.startswith("<") and raw.endswith(">"):
-        raw = raw[1:-1].strip()
-    if not raw:
-        raise InvalidConceptNameError(f"Concept name {name!r} is empty")
-    if len(raw) > MAX_NAME_LEN:
-        raise InvalidConceptNameError(f"Concept name {raw[:20]!r}... is {len(raw)} characters; the limit is {MAX_NAME_LEN}")
-    if not _NAME_RE.match(raw) or raw.endswith("-"):
-        raise InvalidConceptNameError(
-            f"Concept name {name!r} is not valid: use one word of letters, digits, '_' or '-' "
-            "(no spaces or brackets inside), e.g. 'bo' or 'my-mug'"
-        )
-    return raw
-
-
-def _slug(text: str, limit: int) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
-    return s or "x"
-
-
-def tenant_key(tenant: str) -> str:
-    """A filesystem- and Chroma-safe, collision-free key for an arbitrary tenant string."""
-    if not isinstance(tenant, str) or not tenant.strip():
-        raise ValueError("tenant must be a non-empty string")
-    return f"{_slug(tenant, 40)}-{hashlib.sha256(tenant.encode('utf-8')).hexdigest()[:12]}"
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-def _rel_file(ref: ReferenceImage) -> str:
-    p = Path(ref.path)
-    return f"{p.parent.name}/{p.name}"
-
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -141,16 +88,6 @@ def _background() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slc-memory")
         return _POOL
-
-
-def _image_record_id(concept_id: str, sha256: str) -> str:
-    """Chroma id of one reference image of one concept; :func:`_concept_of` reads the concept back, so
-    image queries need no metadata fetch."""
-    return f"{concept_id}:{sha256}"
-
-
-def _concept_of(record_id: str) -> str:
-    return record_id.partition(":")[0]
 
 
 def _as_list(images: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
@@ -167,41 +104,40 @@ class _Prepared:
         self.embedding: np.ndarray | None = None
 
 
-# ----------------------------------------------------------------------------------------- the memory
 class ConceptMemory:
-    """One tenant's concept memory (see the module docstring for storage and integrity)."""
+    """One tenant's concept memory (see the module docstring for storage and integrity).
+
+    ``backend``: the index backend to run on, owned by the caller (shared by the memories of many tenants
+    and not closed by :meth:`close`); None = open one from ``settings``. ``client``: a Chroma client the
+    caller opened, used through the Chroma backend. Embedders left None are loaded from settings on first
+    use, so a memory without an image encoder still serves names, descriptions and lists.
+    """
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
         tenant: str | None = None,
-        image_embedder: "ImageEmbedder | None" = None,
-        text_embedder: "TextEmbedder | None" = None,
-        client: Any = None,
+        image_embedder: ImageEmbedder | None = None,
+        text_embedder: TextEmbedder | None = None,
+        backend: IndexBackend | None = None,
+        client: "ChromaClient | None" = None,
     ) -> None:
+        if backend is not None and client is not None:
+            raise ValueError("Pass a backend or a client, not both")
         self.settings = settings or get_settings()
         self.tenant = tenant if tenant is not None else self.settings.tenant
         self.key = tenant_key(self.tenant)
         self._image_embedder = image_embedder
         self._text_embedder = text_embedder
-        self._owns_client = client is None
-        self._client = client if client is not None else self._make_client()
+        self._owns_backend = backend is None
+        self._backend = backend if backend is not None else open_backend(self.settings, client=client)
         self.images = ImageStore(self.settings.images_dir / self.key)
-        self._journal_dir = self.settings.data_dir / "memory-journal" / self.key
-        if self.settings.chroma.mode == "embedded" and client is None:
-            lock_path = Path(str(self.settings.chroma_path).rstrip("/") + ".lock")
-        else:
-            lock_path = self.settings.data_dir / "locks" / f"memory-{self.key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(lock_path), timeout=120)
-        prefix = _slug(self.settings.chroma.collection_prefix, 20)
-        self.collection_names = (f"{prefix}-{self.key}-concepts", f"{prefix}-{self.key}-images")
-        try:
-            self._concepts = self._collection(self.collection_names[0], kind="concepts")
-            self._imgs = self._collection(self.collection_names[1], kind="images")
-        except Exception as exc:  # noqa: BLE001 - chromadb raises many types for an unreachable/broken store
-            raise MemoryUnavailableError(f"Cannot open concept memory collections: {exc}") from exc
+        self._journal = WriteJournal(self.settings.data_dir / "memory-journal" / self.key, self._backend.lock_path(self.key))
+        self._lock = self._journal.lock
+        self._concepts = self._backend.open_index(self.key, "concepts")
+        self._imgs = self._backend.open_index(self.key, "images")
+        self.collection_names = (self._concepts.name, self._imgs.name)
         self._recover()
 
     @classmethod
@@ -209,223 +145,93 @@ class ConceptMemory:
         return cls(settings, **kwargs)
 
     def close(self) -> None:
-        """Release the Chroma client this memory made (a client passed in by the caller stays open).
-
-        Why: an embedded Chroma keeps its store open per process; a memory re-created on a deleted and
-        recreated folder in the same process would otherwise still see the old data."""
-        if self._owns_client:
-            close = getattr(self._client, "close", None)
-            if callable(close):
-                close()
+        """Release the backend this memory opened (a backend or client passed in by the caller stays open)."""
+        if self._owns_backend:
+            self._backend.close()
 
     def __enter__(self) -> "ConceptMemory":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- plumbing ----------------------------------------------------------------------------------------
-    def _make_client(self) -> Any:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        url = self.settings.chroma.url
-        try:
-            if url:
-                from urllib.parse import urlparse
-
-                u = urlparse(url if "://" in url else f"http://{url}")
-                client = chromadb.HttpClient(
-                    host=u.hostname or "localhost",
-                    port=u.port or (443 if u.scheme == "https" else 8000),
-                    ssl=u.scheme == "https",
-                    settings=chroma_settings,
-                )
-                client.heartbeat()
-                return client
-            path = self.settings.chroma_path
-            path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        except Exception as exc:  # noqa: BLE001
-            where = url or str(self.settings.chroma_path)
-            raise MemoryUnavailableError(f"Cannot reach concept memory at {where}: {exc}") from exc
-
-    def _collection(self, name: str, *, kind: str) -> Any:
-        c = self.settings.chroma
-        return self._client.get_or_create_collection(
-            name,
-            embedding_function=None,
-            metadata={"slc_kind": kind, "slc_tenant_key": self.key},
-            configuration={
-                "hnsw": {
-                    "space": "cosine",
-                    "ef_search": c.hnsw_ef_search,
-                    "ef_construction": c.hnsw_ef_construction,
-                    "max_neighbors": c.hnsw_m,
-                    "sync_threshold": c.hnsw_sync_threshold,
-                }
-            },
-        )
-
+    # -- encoders ----------------------------------------------------------------------------------------
     @property
-    def image_embedder(self) -> "ImageEmbedder":
+    def image_embedder(self) -> ImageEmbedder:
         if self._image_embedder is None:
-            from slc.memory.embedders import get_image_embedder
-
             self._image_embedder = get_image_embedder(self.settings)
         return self._image_embedder
 
     @property
-    def text_embedder(self) -> "TextEmbedder":
+    def text_embedder(self) -> TextEmbedder:
         if self._text_embedder is None:
-            from slc.memory.embedders import get_text_embedder
-
             self._text_embedder = get_text_embedder(self.settings)
         return self._text_embedder
 
-    def _text_vector(self, name: str, category: str | None, description: str) -> list[float]:
+    def _text_vector(self, name: str, category: str | None, description: str) -> np.ndarray:
         text = " ".join(p for p in (name, f"({category})" if category else "", description) if p)
-        return self.text_embedder.embed_texts([text])[0].tolist()
+        return self.text_embedder.embed_texts([text])[0]
 
-    # -- records <-> Concept -----------------------------------------------------------------------------
-    def _to_concept(self, cid: str, md: dict[str, Any]) -> Concept:
-        images = [
-            ReferenceImage(
-                sha256=i["sha256"],
-                # "file" (relative to the tenant's image store) saves a stat per image on the recall path
-                path=str(self.images.root / i["file"]) if i.get("file") else str(self.images.path(i["sha256"])),
-                width=i["width"],
-                height=i["height"],
-            )
-            for i in json.loads(md.get("images") or "[]")
-        ]
-        identity = Identity.model_validate_json(md["identity"]) if md.get("identity") else None
-        return Concept(
-            id=cid,
-            tenant=self.tenant,
-            name=md["name"],
-            description=md.get("description") or "",
-            identity=identity,
-            tree=json.loads(md["tree"]) if md.get("tree") else None,
-            images=images,
-            adapter=md.get("adapter") or None,
-            created_at=datetime.fromisoformat(md["created_at"]),
-            updated_at=datetime.fromisoformat(md["updated_at"]),
-        )
+    # -- records -----------------------------------------------------------------------------------------
+    def _concept(self, record_id: str, metadata: Metadata) -> Concept:
+        return to_concept(record_id, metadata, tenant=self.tenant, images=self.images)
 
-    @staticmethod
-    def _to_metadata(c: Concept) -> dict[str, Any]:
-        return {
-            "name": c.name,
-            "name_lower": c.name.lower(),
-            "description": c.description,
-            "category": c.category or "",
-            "identity": c.identity.model_dump_json() if c.identity else "",
-            "tree": json.dumps(c.tree) if c.tree is not None else "",
-            "adapter": c.adapter or "",
-            "images": json.dumps([{"sha256": i.sha256, "width": i.width, "height": i.height, "file": _rel_file(i)} for i in c.images]),
-            "created_at": c.created_at.isoformat(),
-            "updated_at": c.updated_at.isoformat(),
-        }
+    def _commit(self, concept: Concept, vector: np.ndarray | None = None) -> None:
+        """Write the concept record of an existing concept: the step that makes a change visible."""
+        self._concepts.update([concept_record(concept, vector)])
 
     def _find(self, name_or_id: str) -> Concept | None:
-        if isinstance(name_or_id, str) and re.fullmatch(r"[0-9a-f]{32}", name_or_id):
-            got = self._concepts.get(ids=[name_or_id], include=["metadatas"])
-            if got["ids"]:
-                return self._to_concept(got["ids"][0], got["metadatas"][0])
+        if is_concept_id(name_or_id):
+            got = self._concepts.get([name_or_id])
+            if got:
+                return self._concept(got[0].id, got[0].metadata)
         name = normalize_name(name_or_id)
-        got = self._concepts.get(where={"name_lower": name.lower()}, include=["metadatas"])
-        if not got["ids"]:
-            return None
-        return self._to_concept(got["ids"][0], got["metadatas"][0])
-
-    def _names(self) -> list[str]:
-        return [m["name"] for m in self._concepts.get(include=["metadatas"])["metadatas"]]
+        got = self._concepts.get(where={"name_lower": name.lower()})
+        return self._concept(got[0].id, got[0].metadata) if got else None
 
     def _unknown(self, name: str) -> UnknownConceptError:
         try:
             bare = normalize_name(name)
         except InvalidConceptNameError:
             bare = str(name)
-        names = self._names()
-        lower = {n.lower(): n for n in names}
+        lower = {str(r.metadata["name"]).lower(): str(r.metadata["name"]) for r in self._concepts.get()}
         close = difflib.get_close_matches(bare.lower(), list(lower), n=3, cutoff=0.6)
         return UnknownConceptError(bare, [lower[c] for c in close])
 
-    # -- journal (crash recovery) ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _journal(self, record_ids: Iterable[str], shas: Iterable[str]) -> Iterator[None]:
-        """Record what a write is about to touch; removed when the write finishes (or is rolled back)."""
-        self._journal_dir.mkdir(parents=True, exist_ok=True)
-        path = self._journal_dir / f"{uuid.uuid4().hex}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"record_ids": list(record_ids), "shas": list(shas)}))
-        os.replace(tmp, path)
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-
+    # -- integrity ---------------------------------------------------------------------------------------
     def _reconcile(self, record_ids: Sequence[str], shas: Sequence[str]) -> int:
         """Delete image records whose concept does not list them, then files no record uses. Lock held."""
-        removed = 0
-        if record_ids:
-            got = self._imgs.get(ids=list(record_ids), include=["metadatas"])
-            cids = sorted({m["concept_id"] for m in got["metadatas"]})
-            listed: dict[str, set[str]] = {}
-            if cids:
-                cs = self._concepts.get(ids=cids, include=["metadatas"])
-                for cid, md in zip(cs["ids"], cs["metadatas"]):
-                    listed[cid] = {i["sha256"] for i in json.loads(md.get("images") or "[]")}
-            stale = [
-                rid for rid, m in zip(got["ids"], got["metadatas"]) if m["sha256"] not in listed.get(m["concept_id"], set())
-            ]
-            if stale:
-                self._imgs.delete(ids=stale)
-                removed += len(stale)
+        got = self._imgs.get(record_ids)
+        cids = sorted({str(r.metadata["concept_id"]) for r in got})
+        listed = {c.id: listed_shas(c.metadata) for c in self._concepts.get(cids)}
+        stale = [r.id for r in got if r.metadata["sha256"] not in listed.get(str(r.metadata["concept_id"]), set())]
+        self._imgs.delete(stale)
+        removed = len(stale)
         for sha in set(shas):
-            if not self._imgs.get(where={"sha256": sha}, include=[], limit=1)["ids"]:
+            if not self._imgs.get(where={"sha256": sha}, limit=1, metadata=False):
                 removed += int(self.images.delete(sha))
         return removed
 
     def _recover(self) -> None:
-        """Replay journals and remove temp files left by crashed writers.
+        """Replay journals and remove temp files left by crashed writers, if no writer is busy right now."""
+        with self._journal.if_idle() as idle:
+            if idle:
+                self.images.clean_temp_files()
+                self._journal.replay(self._reconcile)
 
-        Runs at open only if the lock is free right now: a journal or temp file seen while holding the
-        lock cannot belong to a live writer (writers keep the lock for the whole life of both). When the
-        lock is busy we skip; reads stay correct meanwhile because uncommitted image records belong to no
-        concept record and are never returned.
-        """
+    def _rollback(self, record_ids: Sequence[str], shas: Sequence[str]) -> None:
         try:
-            self._lock.acquire(timeout=0)
-        except TimeoutError:  # filelock.Timeout subclasses TimeoutError
-            return
-        try:
-            self.images.clean_temp_files()
-            if not self._journal_dir.is_dir():
-                return
-            for j in sorted(self._journal_dir.glob("*.json")):
-                try:
-                    data = json.loads(j.read_text())
-                except (OSError, ValueError):
-                    j.unlink(missing_ok=True)
-                    continue
-                n = self._reconcile(data.get("record_ids", []), data.get("shas", []))
-                log.warning("Recovered from an interrupted memory write (%s): removed %d orphan(s)", j.name, n)
-                j.unlink(missing_ok=True)
-            for t in self._journal_dir.glob("*.tmp"):
-                t.unlink(missing_ok=True)
-        finally:
-            self._lock.release()
+            self._reconcile(record_ids, shas)
+        except Exception:  # noqa: BLE001 - the journal stays and the next open retries
+            log.exception("Rollback failed; the next open of the memory will finish it")
+            raise
 
     def fsck(self) -> int:
         """Full consistency pass for this tenant: orphan image records and unused files are removed.
-        Returns how many things were removed. Cost grows with the memory; :meth:`_recover` is the cheap one."""
+        Returns how many things were removed. Cost grows with the memory; opening a memory does the cheap one."""
         with self._lock:
-            got = self._imgs.get(include=[])
-            n = self._reconcile(got["ids"], [])
-            used = {m["sha256"] for m in self._imgs.get(include=["metadatas"])["metadatas"]}
+            n = self._reconcile([r.id for r in self._imgs.get(metadata=False)], [])
+            used = {r.metadata["sha256"] for r in self._imgs.get()}
             for sha in list(self.images):
                 if sha not in used:
                     n += int(self.images.delete(sha))
@@ -451,11 +257,7 @@ class ConceptMemory:
 
     def _write_images(self, cid: str, items: Sequence[_Prepared]) -> list[ReferenceImage]:
         refs = [self.images.write(p.data, p.sha, stored_size(p.image)) for p in items]
-        self._imgs.add(
-            ids=[_image_record_id(cid, p.sha) for p in items],
-            embeddings=[p.embedding.tolist() for p in items],  # type: ignore[union-attr]
-            metadatas=[{"concept_id": cid, "sha256": p.sha} for p in items],
-        )
+        self._imgs.add([image_record(cid, p.sha, p.embedding) for p in items])  # type: ignore[arg-type]
         return refs
 
     def add(
@@ -478,7 +280,7 @@ class ConceptMemory:
             identity = (identity or Identity(category=category)).model_copy(update={"category": category})
         if self._find(name) is not None:  # fail fast before the costly embedding; re-checked under the lock
             raise DuplicateConceptError(f"Concept <{name}> already exists for tenant {self.tenant!r}")
-        cid = uuid.uuid4().hex
+        cid = new_concept_id()
         concept = Concept(id=cid, tenant=self.tenant, name=name, description=description or "", identity=identity, tree=tree)
         # The text encoder runs on another thread while the photos are decoded and embedded here (torch and
         # PIL release the GIL): a quarter of a 5-photo registration's time on a 2-core machine.
@@ -489,26 +291,19 @@ class ConceptMemory:
             text_job.cancel()  # a bad photo: the text vector is not needed (if it already runs, it is dropped)
             raise
         text_vec = text_job.result()
-        record_ids = [_image_record_id(cid, p.sha) for p in items]
+        record_ids = [image_record_id(cid, p.sha) for p in items]
         with self._lock:
             if self._find(name) is not None:
                 raise DuplicateConceptError(f"Concept <{name}> already exists for tenant {self.tenant!r}")
             new_files = [p.sha for p in items if not self.images.exists(p.sha)]
-            with self._journal(record_ids, new_files):
+            with self._journal.entry(record_ids, new_files):
                 try:
                     concept.images = self._write_images(cid, items)
-                    self._concepts.add(ids=[cid], embeddings=[text_vec], metadatas=[self._to_metadata(concept)])
+                    self._concepts.add([concept_record(concept, text_vec)])  # commit
                 except BaseException:
                     self._rollback(record_ids, new_files)
                     raise
         return concept
-
-    def _rollback(self, record_ids: Sequence[str], shas: Sequence[str]) -> None:
-        try:
-            self._reconcile(record_ids, shas)
-        except Exception:  # noqa: BLE001 - the journal stays and the next open retries
-            log.exception("Rollback failed; the next open of the memory will finish it")
-            raise
 
     def add_images(self, name: str, images: ImageSource | Sequence[ImageSource]) -> Concept:
         """Add reference images to an existing concept (images it already has are skipped)."""
@@ -523,13 +318,13 @@ class ConceptMemory:
             items = [p for p in items if p.sha not in have]
             if not items:
                 return concept
-            record_ids = [_image_record_id(concept.id, p.sha) for p in items]
+            record_ids = [image_record_id(concept.id, p.sha) for p in items]
             new_files = [p.sha for p in items if not self.images.exists(p.sha)]
-            with self._journal(record_ids, new_files):
+            with self._journal.entry(record_ids, new_files):
                 try:
                     concept.images = concept.images + self._write_images(concept.id, items)
                     concept.updated_at = datetime.now(timezone.utc)
-                    self._concepts.update(ids=[concept.id], metadatas=[self._to_metadata(concept)])
+                    self._commit(concept)
                 except BaseException:
                     self._rollback(record_ids, new_files)
                     raise
@@ -557,11 +352,11 @@ class ConceptMemory:
             keep = [i for i in concept.images if i.sha256 not in drop]
             if not keep:
                 raise InvalidImageError(f"Cannot remove every reference image of <{concept.name}>; delete the concept instead")
-            record_ids = [_image_record_id(concept.id, s) for s in drop]
-            with self._journal(record_ids, drop):
+            record_ids = [image_record_id(concept.id, s) for s in drop]
+            with self._journal.entry(record_ids, drop):
                 concept.images = keep
                 concept.updated_at = datetime.now(timezone.utc)
-                self._concepts.update(ids=[concept.id], metadatas=[self._to_metadata(concept)])  # commit
+                self._commit(concept)
                 self._reconcile(record_ids, drop)
         return concept
 
@@ -591,10 +386,8 @@ class ConceptMemory:
             if adapter is not None:
                 concept.adapter = adapter or None
             concept.updated_at = datetime.now(timezone.utc)
-            kwargs: dict[str, Any] = {"ids": [concept.id], "metadatas": [self._to_metadata(concept)]}
-            if description is not None or category is not None or identity is not None:
-                kwargs["embeddings"] = [self._text_vector(concept.name, concept.category, concept.description)]
-            self._concepts.update(**kwargs)
+            text_changed = description is not None or category is not None or identity is not None
+            self._commit(concept, self._text_vector(concept.name, concept.category, concept.description) if text_changed else None)
         return concept
 
     def rename(self, old: str, new: str) -> Concept:
@@ -609,11 +402,7 @@ class ConceptMemory:
                 raise DuplicateConceptError(f"Cannot rename <{concept.name}> to <{new_name}>: that name is taken")
             concept.name = new_name
             concept.updated_at = datetime.now(timezone.utc)
-            self._concepts.update(
-                ids=[concept.id],
-                metadatas=[self._to_metadata(concept)],
-                embeddings=[self._text_vector(concept.name, concept.category, concept.description)],
-            )
+            self._commit(concept, self._text_vector(concept.name, concept.category, concept.description))
         return concept
 
     def delete(self, name: str) -> None:
@@ -623,9 +412,9 @@ class ConceptMemory:
             if concept is None:
                 raise self._unknown(name)
             shas = [i.sha256 for i in concept.images]
-            record_ids = [_image_record_id(concept.id, s) for s in shas]
-            with self._journal(record_ids, shas):
-                self._concepts.delete(ids=[concept.id])  # commit: from here on the concept is gone
+            record_ids = [image_record_id(concept.id, s) for s in shas]
+            with self._journal.entry(record_ids, shas):
+                self._concepts.delete([concept.id])  # commit: from here on the concept is gone
                 self._reconcile(record_ids, shas)
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -643,8 +432,7 @@ class ConceptMemory:
             return False
 
     def list(self) -> list[Concept]:  # noqa: A003 - the API name the graph and tools use
-        got = self._concepts.get(include=["metadatas"])
-        concepts = [self._to_concept(i, m) for i, m in zip(got["ids"], got["metadatas"])]
+        concepts = [self._concept(r.id, r.metadata) for r in self._concepts.get()]
         return sorted(concepts, key=lambda c: c.name.lower())
 
     def __len__(self) -> int:
@@ -656,11 +444,10 @@ class ConceptMemory:
     def concept_embedding(self, name: str) -> np.ndarray:
         """Mean of the concept's reference-image embeddings, L2-normalized (for adapter routing)."""
         concept = self.get(name)
-        got = self._imgs.get(ids=[_image_record_id(concept.id, i.sha256) for i in concept.images], include=["embeddings"])
-        vecs = np.asarray(got["embeddings"], dtype=np.float32)
-        if vecs.size == 0:
+        got = self._imgs.get([image_record_id(concept.id, i.sha256) for i in concept.images], vectors=True, metadata=False)
+        if not got:
             raise InvalidImageError(f"<{concept.name}> has no stored image embeddings; re-add its images")
-        mean = vecs.mean(axis=0)
+        mean = np.stack([r.vector for r in got]).mean(axis=0)  # type: ignore[misc]
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
     # -- recall ------------------------------------------------------------------------------------------
@@ -669,36 +456,23 @@ class ConceptMemory:
 
         "bo" in "bottle" or "bo_x" is not a mention; "bo's", "(bo)" and "<BO>" are.
         """
-        if not text:
-            return []
-        words: set[str] = set()
-        for w in _WORD_RE.findall(text.lower()):
-            w = w.strip("-")
-            if w:
-                words.add(w)
-                words.update(p for p in w.split("-") if p)
+        words = mention_candidates(text) if text else set()
         if not words:
             return []
-        got = self._concepts.get(where={"name_lower": {"$in": sorted(words)}}, include=["metadatas"])
-        hits = []
-        for cid, md in zip(got["ids"], got["metadatas"]):
-            pat = re.compile(rf"(?<![\w]){re.escape(md['name_lower'])}(?![\w])", re.IGNORECASE)
-            if pat.search(text):
-                hits.append(RecallHit(concept=self._to_concept(cid, md), score=1.0, matched_by=["name"]))
+        hits = [
+            RecallHit(concept=self._concept(r.id, r.metadata), score=1.0, matched_by=["name"])
+            for r in self._concepts.get(where={"name_lower": sorted(words)})
+            if mentions(text, str(r.metadata["name_lower"]))
+        ]
         return sorted(hits, key=lambda h: text.lower().find(h.concept.name.lower()))
 
     def _query_image_vector(self, vec: np.ndarray, top_k: int, threshold: float) -> list[tuple[str, float]]:
         k = max(top_k * 5, 20)  # several images per concept: over-fetch, then aggregate per concept
-        # The concept comes from the record id (_concept_of): fetching the records' metadata cost
-        # ~1.8 ms of a ~5 ms query at 10k concepts (benchmarks/memory_query.py).
-        res = self._imgs.query(query_embeddings=[np.asarray(vec, dtype=np.float32).tolist()], n_results=k,
-                               include=["distances"])
         best: dict[str, float] = {}
-        for rid, dist in zip(res["ids"][0], res["distances"][0]):
-            sim = 1.0 - float(dist)
-            cid = _concept_of(rid)
-            if sim >= threshold and sim > best.get(cid, -2.0):
-                best[cid] = sim
+        for hit in self._imgs.query(vec, k):
+            cid = concept_of(hit.id)  # no metadata fetch: the record id names the concept
+            if hit.similarity >= threshold and hit.similarity > best.get(cid, -2.0):
+                best[cid] = hit.similarity
         return sorted(best.items(), key=lambda kv: -kv[1])
 
     def recall_by_image(
@@ -729,10 +503,9 @@ class ConceptMemory:
             # registration have no concept record and are skipped (then the next ranked ones are fetched).
             window = ranked[start : start + top_k - len(hits)]
             start += len(window)
-            got = self._concepts.get(ids=[cid for cid, _ in window], include=["metadatas"])
-            by_id = dict(zip(got["ids"], got["metadatas"]))
+            by_id = {r.id: r.metadata for r in self._concepts.get([cid for cid, _ in window])}
             hits += [
-                RecallHit(concept=self._to_concept(cid, by_id[cid]), score=sim, matched_by=["image"])
+                RecallHit(concept=self._concept(cid, by_id[cid]), score=sim, matched_by=["image"])
                 for cid, sim in window
                 if cid in by_id
             ]
@@ -745,11 +518,10 @@ class ConceptMemory:
             return []
         top_k = top_k or self.settings.recall_top_k
         vec = self.text_embedder.embed_texts([text])[0]
-        res = self._concepts.query(query_embeddings=[vec.tolist()], n_results=min(n, top_k), include=["metadatas", "distances"])
         return [
-            RecallHit(concept=self._to_concept(cid, md), score=1.0 - float(d), matched_by=["text"])
-            for cid, md, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0])
-            if 1.0 - float(d) >= threshold
+            RecallHit(concept=self._concept(h.id, h.metadata or {}), score=h.similarity, matched_by=["text"])
+            for h in self._concepts.query(vec, min(n, top_k), metadata=True)
+            if h.similarity >= threshold
         ]
 
     def recall(
@@ -764,9 +536,10 @@ class ConceptMemory:
     ) -> list[RecallHit]:
         """Candidates for a question: names mentioned in ``text`` + image neighbours of ``image``.
 
-        ``hybrid=True`` also adds concepts whose description is semantically close to ``text``
-        (cosine >= ``text_threshold``). Hits of the same concept are merged: ``matched_by`` lists every
-        channel, ``score`` is the best one (a name mention scores 1.0). Name mentions come first.
+        THE merge of recall channels: callers get at most one hit per concept. ``hybrid=True`` also adds
+        concepts whose description is semantically close to ``text`` (cosine >= ``text_threshold``). Hits
+        of the same concept are merged: ``matched_by`` lists every channel, ``score`` is the best one (a name
+        mention scores 1.0). Name mentions come first.
         """
         merged: dict[str, RecallHit] = {}
 
@@ -788,4 +561,4 @@ class ConceptMemory:
         return sorted(merged.values(), key=lambda h: ("name" not in h.matched_by, -h.score))
 
 
-__all__ = ["ConceptMemory", "normalize_name", "tenant_key"]
+__all__ = ["DEFAULT_TEXT_THRESHOLD", "ConceptMemory"]

@@ -14,6 +14,8 @@ _EXPORTS = {
     "TINY_VLM_FAMILIES": "slc.testing.tiny_vlms",
     "build_tiny_clip": "slc.testing.tiny_encoders",
     "build_random_adapter_bank": "slc.testing.tiny_banks",
+    "build_protocol_vlm": "slc.testing.protocol_vlm",
+    "PROTOCOL_REPLY": "slc.testing.protocol_vlm",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,5 +1,7 @@
 """The offline demo's stand-in for the large VLM: a tiny checkpoint that always gives ONE protocol reply.
 
+Used by ``slc demo``, the product tests (as the reply of their loopback endpoint) and the stress benchmark.
+
 Why: a random tiny model never writes the verifier's JSON, so with it the reflection loop can never be
 seen to loop back (every verdict is "unverified"), and training a tiny model to write JSON after long,
 varied prompts proved fragile (it memorizes contexts). So this builds the tiny Idefics3 of
@@ -65,7 +67,7 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from slc.agent.local_chat import LocalChatVLM
-    from slc.testing import build_tiny_vlm
+    from slc.testing.tiny_vlms import build_tiny_vlm
 
     out = Path(out_dir).expanduser().resolve()
     expected = {"version": VERSION, "seed": seed, "reply": PROTOCOL_REPLY}

@@ -7,9 +7,12 @@ every routing test unable to fail; ``init_lora_weights=False`` gives adapters th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from slc.agent.adapters import AdapterBank
 
 
 def build_random_adapter_bank(
@@ -20,7 +23,7 @@ def build_random_adapter_bank(
     seed: int = 0,
     embedder: str = "test-embedder",
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
-) -> Any:
+) -> AdapterBank:
     """An :class:`~slc.agent.adapters.AdapterBank` in ``root`` with one adapter per centroid row: a0, a1, ..."""
     import torch
     from peft import LoraConfig, get_peft_model

@@ -3,19 +3,23 @@
 Why one tool and not four: a host agent should not orchestrate recall/detect/verify/answer itself; it
 hands over the question and the photo and gets back an answer plus the evidence (as the tool artifact).
 Sessions: pass ``thread_id`` to continue a conversation (the tool's graph has a SQLite checkpointer on
-``settings.sessions_path`` unless you give it another compiled graph).
+``settings.sessions_path`` unless you give it another compiled graph). The graph runs on ``services``
+(default: the process-wide factory of :mod:`slc.graphs.services`).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from contextlib import AbstractContextManager
 
 from langchain_core.tools import StructuredTool, ToolException
+from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
 from slc.agent.errors import SLCError
 from slc.graphs.context import Context
+from slc.graphs.services import ServiceFactory, default_services
+from slc.graphs.sessions import ask, open_graph
 
 TOOL_NAME = "answer_about_photo"
 TOOL_DESCRIPTION = (
@@ -36,33 +40,34 @@ class AnswerArgs(BaseModel):
 class _LazySessionGraph:
     """The graph with a SQLite checkpointer, opened on first use (constructing the tool opens nothing)."""
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self._graph: Any = None
+    def __init__(self, services: ServiceFactory) -> None:
+        self.services = services
+        self._graph: CompiledStateGraph | None = None
         self._lock = threading.Lock()
-        self._cm: Any = None
+        self._cm: AbstractContextManager[CompiledStateGraph] | None = None
 
-    def get(self) -> Any:
+    def get(self) -> CompiledStateGraph:
         with self._lock:
             if self._graph is None:
-                from slc.graphs.sessions import open_graph
-
-                self._cm = open_graph(self.context.get_settings())
+                self._cm = open_graph(services=self.services)
                 self._graph = self._cm.__enter__()
             return self._graph
 
 
-def make_answer_tool(graph: Any = None, context: Context | None = None) -> StructuredTool:
-    """A StructuredTool running the whole SLC graph; its artifact is the TurnResult as a dict."""
-    ctx = context or Context()
-    lazy = _LazySessionGraph(ctx) if graph is None else None
+def make_answer_tool(
+    graph: CompiledStateGraph | None = None, context: Context | None = None, *, services: ServiceFactory | None = None
+) -> StructuredTool:
+    """A StructuredTool running the whole SLC graph; its artifact is the TurnResult as a dict.
+
+    ``graph``: a compiled SLC graph (default: one on ``services`` with a SQLite session checkpointer).
+    """
+    services = services or default_services()
+    lazy = _LazySessionGraph(services) if graph is None else None
 
     def run(question: str, image_path: str | None = None, thread_id: str | None = None) -> tuple[str, dict]:
-        from slc.graphs.sessions import ask
-
         g = graph if graph is not None else lazy.get()  # type: ignore[union-attr]
         try:
-            res = ask(g, question, image_path, thread_id=thread_id, context=ctx)
+            res = ask(g, question, image_path, thread_id=thread_id, context=context, settings=services.settings)
         except SLCError as exc:  # bad image, unknown setting...: tell the calling agent, don't crash it
             raise ToolException(str(exc)) from exc
         text = res.answer.text

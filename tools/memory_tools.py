@@ -3,7 +3,8 @@
 Why tools and not just the CLI: a chat agent learns concepts in conversation ("this is my dog Bo",
 with photos) and must be able to register, look up and delete them itself. Errors (bad name, duplicate,
 unknown concept, unreadable image) come back to the agent as tool errors with the project's message,
-so it can ask the user instead of crashing. Memory is resolved lazily from the Context (settings).
+so it can ask the user instead of crashing. Memory is the context's tenant's, from the service factory
+(default: the process-wide one), opened on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from slc.agent.errors import SLCError
 from slc.graphs.context import Context
+from slc.graphs.services import ServiceFactory, default_services
+from slc.memory.store import ConceptMemory
 
 
 class RememberArgs(BaseModel):
@@ -43,12 +46,15 @@ def _guard(fn: Any) -> Any:
     return wrapped
 
 
-def make_memory_tools(context: Context | None = None, memory: Any = None) -> list[StructuredTool]:
-    """``[remember_concept, recall_concepts, forget_concept]`` bound to one tenant's memory."""
-    ctx = context or Context()
+def make_memory_tools(
+    context: Context | None = None, memory: ConceptMemory | None = None, *, services: ServiceFactory | None = None
+) -> list[StructuredTool]:
+    """``[remember_concept, recall_concepts, forget_concept]`` bound to one tenant's memory (``memory``, else
+    the memory of the context's tenant from ``services``)."""
+    tenant = context.tenant if context is not None else None
 
-    def mem() -> Any:
-        return memory if memory is not None else ctx.memory()
+    def mem() -> ConceptMemory:
+        return memory if memory is not None else (services or default_services()).memory(tenant)
 
     def remember(name: str, image_paths: list[str], description: str = "", category: str | None = None) -> str:
         c = mem().add(name, list(image_paths), description=description, category=category)

@@ -5,11 +5,13 @@ concepts <bo>, <mochi> in this photo, and where?" without knowing about memory, 
 The agent gets a short text (``content``); programs get the validated
 :class:`~slc.agent.detection.DetectionReport` as the ``artifact`` (``response_format="content_and_artifact"``).
 
-Concept names resolve to :class:`~slc.agent.detection.ConceptQuery` through a resolver: by default
-:class:`MemoryConceptResolver` over a :class:`~slc.memory.ConceptMemory` (description, identity, reference
-image paths, routed adapter); any ``Callable[[str], ConceptQuery]`` that raises
+Names are read with the memory's own rule (:func:`slc.memory.names.normalize_name`), then resolve to
+:class:`~slc.agent.detection.ConceptQuery` through a resolver: by default :class:`MemoryConceptResolver`
+over a :class:`~slc.memory.ConceptMemory` (:func:`slc.memory.queries.concept_query`: description,
+identity, reference image paths, routed adapter); any ``Callable[[str], ConceptQuery]`` that raises
 :class:`~slc.agent.errors.UnknownConceptError` for unknown names works too. Errors the agent can fix (an
-unknown name, an unreadable image) come back as a ToolException message with suggestions, never a trace.
+invalid or unknown name, an unreadable image) come back as a ToolException message with suggestions,
+never a trace.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from slc.agent.adapters import AdapterBank
 from slc.agent.detection import ConceptQuery, Detection, DetectionReport
-from slc.agent.errors import AdapterBankError, InvalidImageError, UnknownConceptError
+from slc.agent.errors import AdapterBankError, InvalidConceptNameError, InvalidImageError, UnknownConceptError
+from slc.memory.names import normalize_name
+from slc.memory.queries import concept_query
 
 if TYPE_CHECKING:
     from slc.agent.small_vlm import SmallVLM
@@ -47,29 +51,9 @@ class PersonalizeInput(BaseModel):
     )
     question: str | None = Field(default=None, description="The user's question about the photo, if any (kept in the report).")
 
-    @field_validator("concepts")
-    @classmethod
-    def _names(cls, v: list[str]) -> list[str]:
-        out: list[str] = []
-        for raw in v:
-            name = normalize_name(raw)
-            if not name:
-                raise ValueError(f"empty concept name in {v!r}")
-            if name.lower() not in {n.lower() for n in out}:
-                out.append(name)
-        return out
-
-
-def normalize_name(raw: str) -> str:
-    """``' <Bo> '`` -> ``'Bo'``: the tool accepts names as users and agents write them."""
-    name = raw.strip()
-    if name.startswith("<") and name.endswith(">"):
-        name = name[1:-1].strip()
-    return name
-
 
 class MemoryConceptResolver:
-    """Resolves a concept name against concept memory and routes it to a bank adapter.
+    """Resolves a concept name against concept memory, as :func:`~slc.memory.queries.concept_query` says.
 
     Routing: the adapter stored on the concept when this bank has it; otherwise the bank's nearest
     centroid to ``memory.concept_embedding(name)`` (mean reference embedding). No bank: no adapter.
@@ -85,18 +69,11 @@ class MemoryConceptResolver:
 
     def __call__(self, name: str) -> ConceptQuery:
         concept = self.memory.get(name)  # UnknownConceptError with suggestions
-        adapter: str | None = None
-        if self.bank is not None:
-            embedding = (lambda: self.memory.concept_embedding(concept.name)) if concept.images else None
-            adapter = self.bank.route_concept(concept.adapter, embedding)
-        identity = concept.identity
-        return ConceptQuery(
-            name=concept.name,
-            description=concept.description,
-            category=identity.category if identity else None,
-            attributes=dict(identity.attributes) if identity else {},
-            reference_images=[Path(i.path) for i in concept.images] if self.with_reference_images else [],
-            adapter=adapter,
+        return concept_query(
+            concept,
+            bank=self.bank,
+            embedding=lambda: self.memory.concept_embedding(concept.name),
+            with_reference_images=self.with_reference_images,
         )
 
 
@@ -151,8 +128,18 @@ class PersonalizeTool(BaseTool):
         return cls(vlm=vlm, resolver=resolver, **kwargs)
 
     def _resolve(self, names: list[str]) -> list[ConceptQuery]:
-        queries, problems = [], []
-        for name in names:
+        """Queries for ``names`` as users write them (``<Bo>``, ``bo``; repeats once), or one ToolException
+        that lists every invalid or unknown name."""
+        queries, problems, seen = [], [], set()
+        for raw in names:
+            try:
+                name = normalize_name(raw)
+            except InvalidConceptNameError as exc:
+                problems.append(f"{exc}.")
+                continue
+            if name.lower() in seen:
+                continue
+            seen.add(name.lower())
             try:
                 queries.append(self.resolver(name))
             except UnknownConceptError as exc:

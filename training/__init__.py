@@ -6,5 +6,5 @@
   budgets, held-out evaluation curve, checkpoints/resume, bf16 on GPU).
 - :mod:`slc.training.metaconcepts`: K-means meta-concepts over reference embeddings.
 - :mod:`slc.training.bank`: one adapter per meta-concept, written as an :class:`slc.agent.adapters.AdapterBank`.
-- :mod:`slc.training.benchmark`: the learning benchmark (``slc train benchmark``); :mod:`slc.training.cli`.
+- :mod:`slc.training.benchmark`: the learning benchmark (``slc train benchmark``); the `slc train` command lives in slc.cli.train.
 """

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slc.agent.adapters import AdapterBank
+from slc.agent.detector import RecognitionName
 from slc.training.metaconcepts import MetaConcepts
 from slc.training.trainer import TrainConfig
 
@@ -35,7 +36,7 @@ def write_bank(
     adapters: Mapping[str, Any],
     metrics: Mapping[str, Mapping[str, float]] | None = None,
     replace: bool = True,
-    recognition: str = "yes_no",
+    recognition: RecognitionName = "yes_no",
 ) -> AdapterBank:
     """Create (or extend) the bank at ``root`` with one adapter per meta-concept.
 
@@ -43,7 +44,7 @@ def write_bank(
     adapter is saved). Every meta-concept must have an adapter; the centroid and member concepts come
     from ``metas``. ``base_model`` is stored relative to the bank when it lies inside it (the bank can
     then be moved as one folder; the runtime resolves it). ``recognition`` records the protocol the
-    adapters were trained with ("yes_no" or "describe"), which SmallVLM then uses.
+    adapters were trained with (see :mod:`slc.agent.recognition`), which SmallVLM then uses.
     """
     root = Path(root)
     missing = [m.name for m in metas.metas if m.name not in adapters]
@@ -55,10 +56,9 @@ def write_bank(
         stored = str(base.resolve())
         if base.resolve().is_relative_to(root.resolve()):
             stored = str(base.resolve().relative_to(root.resolve()))
-    bank = AdapterBank.create(root, base_model=stored, embedder=metas.embedder, exist_ok=True,
-                              recognition=recognition)  # type: ignore[arg-type]
+    bank = AdapterBank.create(root, base_model=stored, embedder=metas.embedder, exist_ok=True, recognition=recognition)
     if bank.manifest.recognition != recognition:
-        bank.manifest.recognition = recognition  # type: ignore[assignment]
+        bank.manifest.recognition = recognition
         bank.save()
     for meta in metas.metas:
         bank.add_adapter(meta.name, adapters[meta.name], meta.centroid, concepts=meta.concepts,
@@ -76,7 +76,7 @@ def train_bank(
     device: Any = "cpu",
     budget_split: bool = True,
     resume: bool = False,
-    recognition: str = "yes_no",
+    recognition: RecognitionName = "yes_no",
 ) -> tuple[AdapterBank, dict[str, Any]]:
     """Train one LoRA adapter per meta-concept on its member concepts and write the bank.
 

@@ -1,11 +1,12 @@
 """The learning benchmark: can a tiny small VLM learn, on CPU, to recognize concepts it never saw?
 
-No downloads: the model is :func:`slc.testing.build_tiny_vlm` (random init, real Idefics3 architecture,
-tokenizer extended with the concept world's words), the data is the CaT concept world rendered on the
-fly. Held-out concepts (the last ``holdout`` of ``make_world(n_concepts)``) are never described and never
-drawn in training (their looks are forbidden as negatives too); they are described to the model by text
-(category, description, identity attributes: the runtime's SMALL_RECOGNIZE prompt) and scored by the
-Yes/No logits, exactly as :class:`slc.agent.small_vlm.SmallVLM` scores them.
+No downloads: the model is :func:`slc.training.scratch.build_scratch_vlm` (random init, real Idefics3
+architecture, tokenizer extended with the concept world's words), the data is the CaT concept world
+rendered on the fly. Held-out concepts (the last ``holdout`` of ``make_world(n_concepts)``) are never
+described and never drawn in training (their looks are forbidden as negatives too); they are described to
+the model by text (category, description, identity attributes: the runtime's SMALL_RECOGNIZE prompt) and
+scored by the runtime's own recognition protocol (:mod:`slc.agent.recognition`), exactly as
+:class:`slc.agent.small_vlm.SmallVLM` scores them.
 
 Recipe (each choice measured, see training/LEARNING-LOG.md):
 
@@ -42,7 +43,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slc.training.data import PromptStyles, RecognitionProtocol, TaskMix
+from slc.agent.detector import RecognitionName
+from slc.training.data import PromptStyles, TaskMix
 
 Variant = Literal["cat", "easy"]
 
@@ -72,7 +74,7 @@ class LearningBenchmarkConfig(BaseModel):
     mix: TaskMix = Field(default_factory=lambda: TaskMix(recognition=0.5, describe=0.45, detection=0.05))
     styles: PromptStyles = Field(default_factory=PromptStyles)
     contrast: bool = True
-    protocol: RecognitionProtocol = Field(default="likelihood", description="How recognition is asked, in training and at test.")
+    protocol: RecognitionName = Field(default="likelihood", description="How recognition is asked, in training and at test.")
     aux_attribute_weight: float = Field(default=6.0, ge=0, description="Meta stage: auxiliary attribute head on the image tokens.")
     answer_weight: float = Field(default=1.0, gt=0, description="Loss weight of Yes/No answer tokens.")
     positives: int = 4
@@ -134,20 +136,24 @@ def _calibrate_bank(bank: Any, base_dir: Any, calibration: list[Any], embeddings
     """Choose the bank's likelihood threshold on the calibration concepts, each under its routed adapter
     (its own model copy: loading adapters changes the model in place)."""
     from slc.agent.adapters import AdapterBank
-    from slc.agent.loading import description_logprobs, load_vlm
+    from slc.agent.detector import DetectorConfig
+    from slc.agent.loading import load_vlm
+    from slc.agent.recognition import LikelihoodRecognition
     from slc.agent.small_vlm import SmallVLM
+    from slc.training.data import recognition_pairs
     from slc.training.trainer import best_threshold
 
     if not calibration:
         return bank
     model, processor = load_vlm(base_dir, device="cpu", dtype="float32")
-    vlm = SmallVLM(model, processor, bank=bank, locate="never")
+    vlm = SmallVLM(model, processor, bank=bank, config=DetectorConfig(locate="never"))
+    likelihood = LikelihoodRecognition()
     order: list[Any] = []
     logps: list[float] = []
     for name in dict.fromkeys(e.concept for e in calibration):
         rows = [e for e in calibration if e.concept == name]
         with vlm.using(vlm.route(embeddings[name])):
-            logps += description_logprobs(vlm.model, processor, [[e.image] for e in rows], [e.concept_identity for e in rows])
+            logps += likelihood.logprobs(vlm.handle(), recognition_pairs(rows))
         order += rows
     bank.manifest.recognition_threshold = best_threshold(logps, order)
     bank.save()
@@ -157,11 +163,12 @@ def _calibrate_bank(bank: Any, base_dir: Any, calibration: list[Any], embeddings
 def _scores_via_runtime(model: Any, processor: Any, bank: Any, world: Any, test: list[str], examples: list[Any],
                         embeddings: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     """Score the held-out set through SmallVLM with each concept routed by its reference embedding."""
+    from slc.agent.detector import DetectorConfig
     from slc.agent.small_vlm import SmallVLM
     from slc.training.data import concept_query
     from slc.training.trainer import RecognitionScores
 
-    vlm = SmallVLM(model, processor, bank=bank, locate="never", batch_size=64)  # protocol: the bank's
+    vlm = SmallVLM(model, processor, bank=bank, config=DetectorConfig(locate="never", batch_size=64))  # protocol: the bank's
     routes = {n: vlm.route(embeddings[n]) for n in test}
     preds: list[bool] = []
     order: list[Any] = []
@@ -180,16 +187,16 @@ def run_variant(cfg: LearningBenchmarkConfig, variant: Variant) -> dict[str, Any
 
     from slc.agent.loading import load_vlm
     from slc.cat.filter import ObjectHistogramEmbedder
-    from slc.testing import build_tiny_vlm
     from slc.training.bank import save_base, train_bank
     from slc.training.data import WORLD_WORDS, eval_examples, reference_images
     from slc.training.metaconcepts import cluster_concepts, concept_embeddings
+    from slc.training.scratch import build_scratch_vlm
     from slc.training.trainer import RecognitionEvaluator, TrainConfig, prepare_model, train
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir) / variant
     out.mkdir(parents=True, exist_ok=True)
-    init = build_tiny_vlm(cfg.family, Path(cfg.out_dir) / "init", seed=cfg.seed, extra_words=WORLD_WORDS, **cfg.model)
+    init = build_scratch_vlm(cfg.family, Path(cfg.out_dir) / "init", seed=cfg.seed, extra_words=WORLD_WORDS, **cfg.model)
     model, processor = load_vlm(init, device="cpu", dtype="float32")
     world, train_names, test = _split(cfg)
     test_examples = eval_examples(world, test, positives=cfg.eval_positives, easy=cfg.eval_easy, hard=cfg.eval_hard)
@@ -256,10 +263,10 @@ def run_benchmark(cfg: LearningBenchmarkConfig, *, parallel: bool = True) -> dic
     """Run every variant (parallel processes, one thread each, unless ``parallel=False``); write results.json."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from slc.testing import build_tiny_vlm
     from slc.training.data import WORLD_WORDS
+    from slc.training.scratch import build_scratch_vlm
 
-    build_tiny_vlm(cfg.family, out / "init", seed=cfg.seed, extra_words=WORLD_WORDS, **cfg.model)  # once, not racing
+    build_scratch_vlm(cfg.family, out / "init", seed=cfg.seed, extra_words=WORLD_WORDS, **cfg.model)  # once, not racing
     (out / "config.json").write_text(cfg.model_dump_json(indent=2))
     results: dict[str, Any] = {}
     if parallel and len(cfg.variants) > 1:

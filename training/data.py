@@ -1,9 +1,9 @@
 """Training examples for the small VLM from the concept world, on the fly, in the runtime's own prompts.
 
-Why the runtime's prompts: the recognition example is built with :func:`slc.agent.small_vlm.build_prompt`
+Why the runtime's prompts: the recognition example is built with :func:`slc.agent.concept_prompts.build_prompt`
 from a :class:`~slc.agent.detection.ConceptQuery` (category, description, identity attributes), so a
 trained adapter is asked at inference exactly what it was trained on, and its Yes/No answer is read from
-the same position. Three tasks (weights in :class:`TaskMix`):
+the same position (evaluation asks through the runtime's recognition protocols: :func:`recognition_pairs`). Three tasks (weights in :class:`TaskMix`):
 
 - ``recognition``: the SMALL_RECOGNIZE prompt -> "Yes"/"No" (what the benchmark scores);
 - ``describe``: "Describe the main object in this image." -> "a red striped star wearing a hat" (dense
@@ -28,7 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from slc.agent import prompts as P
+from slc.agent.chat_inputs import chat_inputs
+from slc.agent.concept_prompts import build_prompt, identity_text
 from slc.agent.detection import ConceptQuery
+from slc.agent.detector import RecognitionName
+from slc.agent.recognition import RecognitionPair
 from slc.cat.edits import Sample, SamplingPlan, sample_edits
 from slc.cat.world import (
     ACCESSORIES,
@@ -44,10 +48,11 @@ from slc.cat.world import (
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from transformers import BatchFeature, ProcessorMixin
 
 TaskName = Literal["recognition", "attribute", "detection"]
 
-# Words of the concept world and of the runtime prompts; passed to build_tiny_vlm(extra_words=...) so each
+# Words of the concept world and of the runtime prompts; passed to build_scratch_vlm(extra_words=...) so each
 # is one token (a colour split into bytes is far harder for a tiny model to bind to pixels).
 WORLD_WORDS: tuple[str, ...] = (
     *SHAPES, *PALETTE, *PATTERNS, *ACCESSORIES,
@@ -85,7 +90,7 @@ class Curriculum(BaseModel):
 
 QueryStyle = Literal["full", "attributes", "description"]
 
-# How recognition is asked (the runtime's ``SmallVLM(recognition=...)`` must match what the model learned):
+# How recognition is asked (the runtime's ``DetectorConfig.recognition`` must match what the model learned):
 # "yes_no": one turn, the concept question -> "Yes"/"No"; "describe": first turn "Describe the main object
 # in this image." -> the model's own description (greedy), second turn the concept question -> "Yes"/"No",
 # read from the logits. Why "describe": the Yes/No then compares the description's tokens with the
@@ -95,8 +100,7 @@ QueryStyle = Literal["full", "attributes", "description"]
 # text) > 0.5; a recognition row is the describe prompt with the ASKED concept's identity text as the
 # answer, labelled positive or negative (expected_present): the trainer maximizes that text's likelihood
 # for positives and minimizes it (-log(1 - P)) for negatives, so CaT's hard negatives are exactly the
-# near-miss descriptions the model must learn to reject.
-RecognitionProtocol = Literal["yes_no", "describe", "likelihood"]
+# near-miss descriptions the model must learn to reject. (The names: slc.agent.detector.RecognitionName.)
 
 
 class PromptStyles(BaseModel):
@@ -126,14 +130,10 @@ def concept_query(concept: WorldConcept, style: QueryStyle = "full") -> ConceptQ
 
 
 def recognition_prompt(concept: WorldConcept, style: QueryStyle = "full") -> str:
-    from slc.agent.small_vlm import build_prompt
-
     return build_prompt(concept_query(concept, style), "recognize", 0)
 
 
 def detection_prompt(concept: WorldConcept, style: QueryStyle = "full") -> str:
-    from slc.agent.small_vlm import build_prompt
-
     return build_prompt(concept_query(concept, style), "detect", 0)
 
 
@@ -170,7 +170,8 @@ class Example(BaseModel):
     expected_present: bool
     history: list[tuple[str, str]] = Field(default_factory=list, description="Earlier (user, assistant) turns.")
     description: str = Field(default="", description="What the image truly shows (describe_identity()).")
-    concept_identity: str = Field(default="", description="The asked concept's identity text (likelihood readout).")
+    query: ConceptQuery | None = Field(default=None, description=(
+        "Evaluation rows: the asked concept as the runtime is told it (recognition protocols score it)."))
     negative_target: bool = Field(default=False, description=(
         "The answer is a text the model must NOT produce (a likelihood-protocol negative): trained with "
         "-log(1 - P(answer)) instead of -log P(answer)."))
@@ -197,7 +198,7 @@ def stream_examples(
     per_image: int = 1,
     contrast: bool = False,
     contrast_pool: Sequence[str] | None = None,
-    protocol: RecognitionProtocol = "yes_no",
+    protocol: RecognitionName = "yes_no",
 ) -> Iterator[Example]:
     """An endless, deterministic stream of training examples for the concepts ``names``.
 
@@ -304,8 +305,6 @@ def describe_identity(tree: Any) -> str:
     same order on both sides every mismatch is a prompt token with no identical token in the
     description (describe() drops "solid" and "none", so a solid-vs-striped mismatch had no token).
     """
-    from slc.agent.small_vlm import identity_text
-
     ident = tree.identity()
     return identity_text(ConceptQuery(name="x", category=tree.root, attributes={d: ident.get(d, "") for d in IDENTITY_DIMS}))
 
@@ -357,8 +356,16 @@ def eval_examples(
             out.append(Example(image=gen.generate(s), text=recognition_prompt(c), answer=s.expected_answer,
                                task="recognition", concept=c.name, difficulty=s.difficulty,
                                expected_present=s.expected_present, description=describe_identity(s.tree),
-                               concept_identity=describe_identity(c.tree)))
+                               query=concept_query(c)))
     return out
+
+
+def recognition_pairs(examples: Sequence[Example]) -> list[RecognitionPair]:
+    """Evaluation rows as the recognition protocols' questions (one photo per row, no reference photos)."""
+    missing = [i for i, e in enumerate(examples) if e.query is None]
+    if missing:
+        raise ValueError(f"examples {missing[:5]} have no query (the asked concept); make them with eval_examples")
+    return [RecognitionPair(image=e.image, image_key=i, query=e.query) for i, e in enumerate(examples)]
 
 
 def reference_images(world: ConceptWorld, names: Sequence[str], n: int = 3, size: int = 64, seed: int = 0) -> dict[str, list["Image"]]:
@@ -413,20 +420,17 @@ def cycle_examples(examples: Sequence[Example], seed: int = 0, start_round: int 
         r += 1
 
 
-def encode(processor: Any, examples: Sequence[Example], *, with_labels: bool = True) -> Any:
-    """Batch of model inputs (right padding for training; labels on the answer tokens only)."""
-    from slc.agent.loading import chat_inputs
-
+def encode(processor: ProcessorMixin, examples: Sequence[Example]) -> BatchFeature:
+    """Batch of training inputs (right padding; labels on the answer tokens only)."""
     images = [[e.image] if e.image is not None else [] for e in examples]
     texts = [e.text for e in examples]
     history = [e.history for e in examples] if any(e.history for e in examples) else None
-    if with_labels:
-        return chat_inputs(processor, images, texts, answer=[e.answer for e in examples], padding_side="right",
-                           history=history, label_history=history is not None)
-    return chat_inputs(processor, images, texts, padding_side="left", history=history)
+    return chat_inputs(processor, images, texts, answer=[e.answer for e in examples], padding_side="right",
+                       history=history, label_history=history is not None)
 
 
 __all__ = [
-    "ATTRIBUTE_SLOTS", "attribute_labels", "describe_identity", "Curriculum", "Example", "RecognitionProtocol", "describe_history", "cycle_examples", "dataset_examples", "FREE_DIMS", "PromptStyles", "TaskMix", "WORLD_WORDS", "concept_query", "detection_prompt",
-    "detection_target", "encode", "eval_examples", "recognition_prompt", "reference_images", "stream_examples",
+    "ATTRIBUTE_SLOTS", "attribute_labels", "describe_identity", "Curriculum", "Example", "describe_history", "cycle_examples", "dataset_examples", "FREE_DIMS", "PromptStyles", "TaskMix", "WORLD_WORDS", "concept_query", "detection_prompt",
+    "detection_target", "encode", "eval_examples", "recognition_pairs", "recognition_prompt", "reference_images",
+    "stream_examples",
 ]

@@ -1,14 +1,16 @@
-"""Tiny, randomly initialized image-text-to-text checkpoints of real architectures, built offline.
+"""Small VLMs from scratch: randomly initialized image-text-to-text checkpoints of real architectures.
 
-Why: there is no model hub here, yet the small-VLM runtime, the graph and training must run on real
-transformers models. :func:`build_tiny_vlm` makes a checkpoint of the real architecture (Idefics3 = SmolVLM
-v1, SmolVLM v2, Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision) with a few layers, a byte-level BPE tokenizer trained on the spot
-(so any text, JSON included, encodes), the family's special tokens and chat template, and the family's
-processor. The folder loads back through ``AutoModelForImageTextToText`` and ``AutoProcessor`` (or
-:func:`slc.agent.loading.load_processor` where torchvision is missing), exactly like a hub checkpoint.
+Why in training: meta-training can start from nothing (the learning benchmark does: a model too small to
+download, with the concept world's words in its vocabulary). :func:`build_scratch_vlm` makes a checkpoint
+of the real architecture (Idefics3 = SmolVLM v1, SmolVLM v2, Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision) with
+a few layers, a byte-level BPE tokenizer trained on the spot (so any text, JSON included, encodes), the
+family's special tokens and chat template, and the family's processor. The folder loads back through
+``AutoModelForImageTextToText`` and ``AutoProcessor`` (or :func:`slc.agent.loading.load_processor` where
+torchvision is missing), exactly like a hub checkpoint. The same builder makes the tiny offline models of
+the tests (:func:`slc.testing.build_tiny_vlm`).
 
 Guarantees callers rely on: ``"Yes"``, ``"No"``, ``" Yes"`` and ``" No"`` are single tokens (the detector
-reads Yes/No probabilities, see :func:`slc.agent.loading.yes_no_token_ids`); the same family, seed and
+reads Yes/No probabilities, see :func:`slc.agent.recognition.yes_no_token_ids`); the same family, seed and
 options give byte-identical weights and vocabulary; a folder is either complete or absent (built in a
 temporary sibling and renamed into place).
 """
@@ -22,19 +24,23 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TINY_VLM_FAMILIES: tuple[str, ...] = ("idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "llava_onevision")
+if TYPE_CHECKING:
+    from transformers import BaseImageProcessor, PreTrainedModel, PreTrainedTokenizerFast, ProcessorMixin
+
+SCRATCH_VLM_FAMILIES: tuple[str, ...] = ("idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "llava_onevision")
 Family = Literal["idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "llava_onevision"]
 
 MARKER_FILE = "slc_tiny_vlm.json"
 BUILDER_VERSION = 2  # bump when the built checkpoint changes, so cached folders are rebuilt
 
 
-class TinyVLMOptions(BaseModel):
-    """Sizes of a tiny checkpoint; pass any of these as keyword overrides to :func:`build_tiny_vlm`."""
+class ScratchVLMOptions(BaseModel):
+    """Sizes of a scratch checkpoint (tiny by default); pass any of these as keyword overrides to
+    :func:`build_scratch_vlm`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -122,7 +128,7 @@ def _corpus(extra_words: tuple[str, ...] = ()) -> Iterator[str]:
 
 def _train_tokenizer(
     special_tokens: list[str], vocab_size: int, extra_words: tuple[str, ...] = (), **named_specials: str
-) -> Any:
+) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on :func:`_corpus`, wrapped in PreTrainedTokenizerFast.
 
     ``special_tokens`` get the lowest ids (in order); ``named_specials`` (bos_token, eos_token, pad_token,
@@ -207,10 +213,8 @@ _QWEN_SPECIALS = [
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _qwen_text_config(o: TinyVLMOptions, vocab: int, tok: Any) -> dict[str, Any]:
-    head_dim = o.text_hidden_size // o.text_heads
-    half = head_dim // 2  # mrope splits the rotary half-dim into temporal/height/width sections
-    section = [half - 2 * (half // 3), half // 3, half // 3]
+def _text_sizes(o: ScratchVLMOptions, vocab: int) -> dict[str, object]:
+    """The language model's sizes, the same in every family (the special token ids are the family's)."""
     return dict(
         vocab_size=vocab,
         hidden_size=o.text_hidden_size,
@@ -219,15 +223,36 @@ def _qwen_text_config(o: TinyVLMOptions, vocab: int, tok: Any) -> dict[str, Any]
         num_attention_heads=o.text_heads,
         num_key_value_heads=o.text_kv_heads,
         max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "mrope_section": section, "rope_theta": 10000.0},
-        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
         tie_word_embeddings=False,
     )
 
 
-def _image_processor_class(name: str) -> Any:
+def _vision_sizes(o: ScratchVLMOptions, patch_size: int) -> dict[str, object]:
+    """A SigLIP-style vision tower's sizes (Idefics3/SmolVLM, LLaVA-OneVision)."""
+    return dict(
+        hidden_size=o.vision_hidden_size,
+        intermediate_size=o.vision_hidden_size * 2,
+        num_hidden_layers=o.vision_layers,
+        num_attention_heads=o.vision_heads,
+        image_size=o.image_size,
+        patch_size=patch_size,
+    )
+
+
+def _qwen_text_config(o: ScratchVLMOptions, vocab: int, tok: PreTrainedTokenizerFast) -> dict[str, object]:
+    head_dim = o.text_hidden_size // o.text_heads
+    half = head_dim // 2  # mrope splits the rotary half-dim into temporal/height/width sections
+    section = [half - 2 * (half // 3), half // 3, half // 3]
+    return dict(
+        **_text_sizes(o, vocab),
+        rope_parameters={"rope_type": "default", "mrope_section": section, "rope_theta": 10000.0},
+        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    )
+
+
+def _image_processor_class(name: str) -> type[BaseImageProcessor]:
     """The standard (torchvision) image processor where torchvision exists, else its PIL twin.
 
     Both save the same ``image_processor_type``, so the folder is the same either way.
@@ -240,14 +265,14 @@ def _image_processor_class(name: str) -> Any:
     return getattr(transformers, name)
 
 
-def _qwen_image_processor(o: TinyVLMOptions) -> Any:
+def _qwen_image_processor(o: ScratchVLMOptions) -> BaseImageProcessor:
     pixels = o.image_size * o.image_size
     return _image_processor_class("Qwen2VLImageProcessor")(
         min_pixels=pixels // 4, max_pixels=pixels, patch_size=o.patch_size, temporal_patch_size=2, merge_size=2
     )
 
 
-def _qwen_processor(family: str, image_processor: Any, tokenizer: Any) -> Any:
+def _qwen_processor(family: str, image_processor: BaseImageProcessor, tokenizer: PreTrainedTokenizerFast) -> ProcessorMixin:
     from transformers.utils import is_torchvision_available
 
     if is_torchvision_available():
@@ -264,7 +289,7 @@ def _qwen_processor(family: str, image_processor: Any, tokenizer: Any) -> Any:
     return cls(image_processor, tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE)
 
 
-def _build_qwen(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
+def _build_qwen(family: str, o: ScratchVLMOptions) -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2VLConfig
 
     tok = _train_tokenizer(_QWEN_SPECIALS, o.vocab_size, o.extra_words, eos_token="<|im_end|>", pad_token="<|endoftext|>")
@@ -309,7 +334,7 @@ def _build_qwen(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
     return model, processor
 
 
-def _build_idefics3(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
+def _build_idefics3(family: str, o: ScratchVLMOptions) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Idefics3 (SmolVLM v1 checkpoints) and SmolVLM (v2): the same layout, SmolVLM adds a video part."""
     import transformers
     from transformers import AutoModelForImageTextToText
@@ -327,27 +352,13 @@ def _build_idefics3(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
     scale_factor = 2
     image_seq_len = (o.image_size // o.patch_size) ** 2 // scale_factor**2
     config = getattr(transformers, f"{prefix}Config")(
-        vision_config=dict(
-            hidden_size=o.vision_hidden_size,
-            intermediate_size=o.vision_hidden_size * 2,
-            num_hidden_layers=o.vision_layers,
-            num_attention_heads=o.vision_heads,
-            image_size=o.image_size,
-            patch_size=o.patch_size,
-        ),
+        vision_config=_vision_sizes(o, o.patch_size),
         text_config=dict(
             model_type="llama",
-            vocab_size=len(tok),
-            hidden_size=o.text_hidden_size,
-            intermediate_size=o.text_hidden_size * 2,
-            num_hidden_layers=o.text_layers,
-            num_attention_heads=o.text_heads,
-            num_key_value_heads=o.text_kv_heads,
-            max_position_embeddings=4096,
+            **_text_sizes(o, len(tok)),
             bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
-            tie_word_embeddings=False,
         ),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         scale_factor=scale_factor,
@@ -375,7 +386,7 @@ def _build_idefics3(family: str, o: TinyVLMOptions) -> tuple[Any, Any]:
     return model, processor
 
 
-def _build_llava_onevision(o: TinyVLMOptions) -> tuple[Any, Any]:
+def _build_llava_onevision(o: ScratchVLMOptions) -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import AutoModelForImageTextToText, LlavaOnevisionConfig
     from transformers.utils import is_torchvision_available
 
@@ -384,27 +395,13 @@ def _build_llava_onevision(o: TinyVLMOptions) -> tuple[Any, Any]:
     side = o.image_size
     pinpoints = [[side, side], [side, 2 * side], [2 * side, side]]
     config = LlavaOnevisionConfig(
-        vision_config=dict(
-            model_type="siglip_vision_model",
-            hidden_size=o.vision_hidden_size,
-            intermediate_size=o.vision_hidden_size * 2,
-            num_hidden_layers=o.vision_layers,
-            num_attention_heads=o.vision_heads,
-            image_size=side,
-            patch_size=o.patch_size * 2,  # keep the anyres token count small: (side/16)^2 per crop
-        ),
+        # patch 2x: keeps the anyres token count small, (side/16)^2 per crop
+        vision_config=dict(model_type="siglip_vision_model", **_vision_sizes(o, o.patch_size * 2)),
         text_config=dict(
             model_type="qwen2",
-            vocab_size=len(tok),
-            hidden_size=o.text_hidden_size,
-            intermediate_size=o.text_hidden_size * 2,
-            num_hidden_layers=o.text_layers,
-            num_attention_heads=o.text_heads,
-            num_key_value_heads=o.text_kv_heads,
-            max_position_embeddings=4096,
+            **_text_sizes(o, len(tok)),
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
-            tie_word_embeddings=False,
         ),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         video_token_index=tok.convert_tokens_to_ids("<video>"),
@@ -442,7 +439,7 @@ def _build_llava_onevision(o: TinyVLMOptions) -> tuple[Any, Any]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _marker(family: str, seed: int, options: TinyVLMOptions) -> dict[str, Any]:
+def _marker(family: str, seed: int, options: ScratchVLMOptions) -> dict[str, object]:
     # extra_words is left out while empty so folders built before the option existed stay valid.
     dumped = options.model_dump(exclude={"extra_words"} if not options.extra_words else None, mode="json")
     return {"builder_version": BUILDER_VERSION, "family": family, "seed": seed, "options": dumped}
@@ -451,7 +448,7 @@ def _marker(family: str, seed: int, options: TinyVLMOptions) -> dict[str, Any]:
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
 
 
-def _is_complete(folder: Path, expected: dict[str, Any]) -> bool:
+def _is_complete(folder: Path, expected: dict[str, object]) -> bool:
     """Our marker (written last) matches and the files a loader needs are all there."""
     try:
         if json.loads((folder / MARKER_FILE).read_text()) != expected:
@@ -461,17 +458,17 @@ def _is_complete(folder: Path, expected: dict[str, Any]) -> bool:
     return all((folder / name).is_file() for name in _REQUIRED_FILES)
 
 
-def build_tiny_vlm(family: str, out_dir: str | os.PathLike[str], seed: int = 0, **overrides: Any) -> Path:
-    """Build (or reuse) a tiny random checkpoint of ``family`` in ``out_dir`` and return the folder.
+def build_scratch_vlm(family: str, out_dir: str | os.PathLike[str], seed: int = 0, **overrides: object) -> Path:
+    """Build (or reuse) a random checkpoint of ``family`` in ``out_dir`` and return the folder.
 
-    ``overrides`` are fields of :class:`TinyVLMOptions` (e.g. ``text_layers=1, image_size=96``).
+    ``overrides`` are fields of :class:`ScratchVLMOptions` (e.g. ``text_layers=1, image_size=96``).
     A folder that already holds a complete build of the same family, seed and options is returned as is;
     one from another build of ours is replaced; any other non-empty folder is refused (never deleted).
     The weights are drawn from a private RNG, so the caller's torch random state is untouched.
     """
-    if family not in TINY_VLM_FAMILIES:
-        raise ValueError(f"Unknown tiny VLM family {family!r}; choose one of {', '.join(TINY_VLM_FAMILIES)}")
-    options = TinyVLMOptions(**overrides)
+    if family not in SCRATCH_VLM_FAMILIES:
+        raise ValueError(f"Unknown tiny VLM family {family!r}; choose one of {', '.join(SCRATCH_VLM_FAMILIES)}")
+    options = ScratchVLMOptions(**overrides)
     if options.text_hidden_size % options.text_heads or options.text_heads % options.text_kv_heads:
         raise ValueError("text_hidden_size must divide by text_heads, and text_heads by text_kv_heads")
     out = Path(out_dir).expanduser().resolve()
@@ -526,7 +523,7 @@ def _quiet_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _standardize_processor_files(folder: Path, processor: Any) -> None:
+def _standardize_processor_files(folder: Path, processor: ProcessorMixin) -> None:
     """Name the standard transformers processor class in the saved files, not our video-less stand-in.
 
     Why: the folder must look like any hub checkpoint, so plain ``AutoProcessor`` loads it wherever
@@ -562,13 +559,13 @@ _VIDEO_KEYS = ("do_convert_rgb", "do_normalize", "do_rescale", "do_resize", "ima
                "max_image_size")  # fmt: skip
 
 
-def _video_section(image_section: dict[str, Any], video_type: str) -> dict[str, Any]:
+def _video_section(image_section: dict[str, object], video_type: str) -> dict[str, object]:
     section = {k: v for k, v in image_section.items() if k in _VIDEO_KEYS}
     section["video_processor_type"] = video_type
     return section
 
 
-def _move_into_place(tmp: Path, out: Path, expected: dict[str, Any]) -> None:
+def _move_into_place(tmp: Path, out: Path, expected: dict[str, object]) -> None:
     """Rename the finished build onto ``out``; an old build of ours there is swapped out, then removed."""
     old: Path | None = None
     if out.exists():
@@ -584,3 +581,6 @@ def _move_into_place(tmp: Path, out: Path, expected: dict[str, Any]) -> None:
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["MARKER_FILE", "SCRATCH_VLM_FAMILIES", "ScratchVLMOptions", "build_scratch_vlm"]

@@ -10,12 +10,12 @@ checkpoints and ``resume_from_checkpoint`` are the Trainer's own. What we add:
 - a CPU-time budget: ``budget_cpu_s`` stops training once the process has spent that much CPU time in
   training steps (evaluation excluded), and the warmup+cosine schedule runs over the budget instead of
   over steps, so a run of "N CPU-minutes" always anneals completely (the learning benchmark's clock);
-- recognition evaluation on held-out concepts during training (:class:`RecognitionEvaluator`), logged
-  as a curve of accuracy vs. CPU-minutes.
+- recognition evaluation on held-out concepts during training (:class:`RecognitionEvaluator`, through the
+  runtime's own recognition protocols), logged as a curve of accuracy vs. CPU-minutes.
 
 Stages: ``mode="full"`` fine-tunes every weight (the meta "pretraining" stage from a random or weak
 base); ``mode="lora"`` trains a LoRA adapter on the language model's q/k/v/o/gate/up/down
-(:func:`slc.agent.loading.language_model_lora_targets`), optionally plus the connector
+(:func:`slc.agent.lora.language_model_lora_targets`), optionally plus the connector
 (``lora_modules_to_save``), which is what the bank stores per meta-concept.
 """
 
@@ -26,12 +26,31 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slc.agent.chat_inputs import IGNORE_INDEX
+from slc.agent.detector import DetectorConfig, RecognitionName
+from slc.agent.inference import label_logprobs
+from slc.agent.lora import language_model_lora_targets
+from slc.agent.recognition import (
+    DescribeRecognition,
+    LikelihoodRecognition,
+    ModelHandle,
+    RecognitionPair,
+    RecognitionResult,
+    recognition_protocol,
+    yes_no_token_ids,
+)
+from slc.training.data import recognition_pairs
+
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel, ProcessorMixin
+
     from slc.training.data import Example
+
+T = TypeVar("T")
 
 
 class TrainConfig(BaseModel):
@@ -148,12 +167,8 @@ def sequence_loss(logits: Any, labels: Any, negative: Any) -> Any:
     """
     import torch
 
-    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
-    target = labels[:, 1:]
-    mask = target != -100
-    tok = logp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask
-    nll = -tok.sum(-1)  # -log P(answer) per row
-    n = mask.sum(-1).clamp_min(1)
+    nll = -label_logprobs(logits, labels)  # -log P(answer) per row
+    n = (labels[:, 1:] != IGNORE_INDEX).sum(-1).clamp_min(1)
     pos = nll / n
     neg = -torch.log(-torch.expm1(-nll.clamp_min(1e-4)))
     return torch.where(negative.to(nll.device), neg, pos).mean()
@@ -247,106 +262,48 @@ class RecognitionScores(BaseModel):
 
 
 class RecognitionEvaluator:
-    """Scores recognition examples by the Yes/No logits at the answer position (the runtime's rule).
+    """Recognition accuracy on labelled examples, decided by the runtime's own recognition protocol
+    (:mod:`slc.agent.recognition`): Yes/No at the answer position, described first, or the likelihood.
 
-    ``protocol="describe"``: each image is first described by the model itself (greedy, the runtime's
-    SMALL_DESCRIBE_FIRST turn), then the concept question is asked as the second turn; the examples'
-    own ``history`` (the true description) is never used.
+    The examples carry the asked concept (``Example.query``, as :func:`slc.training.data.eval_examples`
+    makes them). ``protocol="describe"``: each image is first described by the model itself; the examples'
+    own history (the true description) is never used. ``protocol="likelihood"``: the probability threshold
+    is re-chosen at every call on ``calibration`` (examples of TRAINING concepts, never the evaluated ones);
+    0.5 without them.
     """
 
-    def __init__(self, processor: Any, examples: Sequence["Example"], batch_size: int = 64,
-                 protocol: str = "yes_no", max_description_tokens: int = 16,
+    def __init__(self, processor: ProcessorMixin, examples: Sequence["Example"], batch_size: int = 64,
+                 protocol: RecognitionName = "yes_no", max_description_tokens: int = 16,
                  calibration: Sequence["Example"] = ()) -> None:
-        from slc.agent.loading import yes_no_token_ids
-
-        if protocol not in ("yes_no", "describe", "likelihood"):
-            raise ValueError(f"protocol must be 'yes_no', 'describe' or 'likelihood', not {protocol!r}")
+        self.config = DetectorConfig(recognition=protocol, max_description_tokens=max_description_tokens)
         self.processor = processor
         self.examples = list(examples)
         self.batch_size = batch_size
         self.protocol = protocol
-        self.max_description_tokens = max_description_tokens
-        self.yes, self.no = yes_no_token_ids(processor)
-        self.last_descriptions: list[str] = []
-        # likelihood protocol: the probability threshold, re-chosen at every call on ``calibration`` (examples
-        # of TRAINING concepts, never the evaluated ones); 0.5 without them
         self.calibration = list(calibration)
         self.threshold = 0.5
+        self.last_descriptions: list[str] = []
 
-    def predict_with_history(self, model: Any, histories: list[list[tuple[str, str]]]) -> list[bool]:
-        """Yes/No predictions with the given first turns (diagnostics: the decision on true descriptions)."""
-        saved, keep = self.examples, self.protocol
-        try:
-            self.examples = [e.model_copy(update={"history": h}) for e, h in zip(saved, histories)]
-            self.protocol = "given"  # use these histories as they are
-            return self.predict(model)
-        finally:
-            self.examples, self.protocol = saved, keep
-
-    def _logprobs(self, model: Any, rows: Sequence["Example"]) -> list[float]:
-        from slc.agent.loading import description_logprobs
-
-        out: list[float] = []
-        for i in range(0, len(rows), self.batch_size):
-            chunk = rows[i : i + self.batch_size]
-            out += description_logprobs(model, self.processor, [[e.image] for e in chunk], [e.concept_identity for e in chunk])
-        return out
-
-    def calibrate(self, model: Any) -> float:
+    def calibrate(self, model: PreTrainedModel) -> float:
         """Likelihood protocol: the threshold with the best weighted accuracy on the calibration examples."""
-        import torch
-
         if self.protocol != "likelihood" or not self.calibration:
             return self.threshold
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                self.threshold = best_threshold(self._logprobs(model, self.calibration), self.calibration)
-        finally:
-            model.train(was_training)
+        likelihood = LikelihoodRecognition()
+        logprobs = self._in_eval(model, lambda handle: [
+            lp for batch in self._batches(self.calibration) for lp in likelihood.logprobs(handle, batch)])
+        self.threshold = best_threshold(logprobs, self.calibration)
         return self.threshold
 
-    def predict(self, model: Any) -> list[bool]:
-        import torch
-
+    def predict(self, model: PreTrainedModel) -> list[bool]:
+        """Present or not per example: the protocol's P(yes) > P(no)."""
         self.calibrate(model)
+        protocol = recognition_protocol(self.config.model_copy(update={"likelihood_threshold": self.threshold}))
+        results = self._in_eval(model, lambda handle: [
+            r for batch in self._batches(self.examples) for r in protocol.score(handle, batch)])
+        self.last_descriptions = [r.description for r in results if r.description is not None]
+        return _decisions(results)
 
-        from slc.agent.loading import describe_images
-        from slc.training.data import encode
-
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
-        preds: list[bool] = []
-        self.last_descriptions = []
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(self.examples), self.batch_size):
-                    chunk = self.examples[i : i + self.batch_size]
-                    if self.protocol == "likelihood":
-                        lp = self._logprobs(model, chunk)
-                        preds += [v > math.log(self.threshold) for v in lp]
-                        continue
-                    if self.protocol == "describe":
-                        texts = describe_images(model, self.processor, [[e.image] for e in chunk],
-                                                max_new_tokens=self.max_description_tokens)
-                        self.last_descriptions += texts
-                        chunk = [e.model_copy(update={"history": describe_turn(t)}) for e, t in zip(chunk, texts)]
-                    elif self.protocol == "yes_no":
-                        chunk = [e.model_copy(update={"history": []}) for e in chunk]
-                    batch = encode(self.processor, chunk, with_labels=False)
-                    batch = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
-                    logits = model(**batch).logits[:, -1, :].float()
-                    p_yes = torch.logsumexp(logits[:, self.yes], dim=-1)
-                    p_no = torch.logsumexp(logits[:, self.no], dim=-1)
-                    preds += (p_yes > p_no).tolist()
-        finally:
-            model.train(was_training)
-        return preds
-
-    def __call__(self, model: Any) -> RecognitionScores:
+    def __call__(self, model: PreTrainedModel) -> RecognitionScores:
         scores = RecognitionScores.from_predictions(self.predict(model), self.examples)
         if self.protocol == "likelihood":
             scores = scores.model_copy(update={"threshold": self.threshold})
@@ -357,13 +314,33 @@ class RecognitionEvaluator:
             true_parts = [[x.strip() for x in t.split(";")] for t in truth]
             per_slot = [sum(len(p) > i and p[i] == t[i] for p, t in zip(parts, true_parts)) / len(truth) for i in range(4)]
             # the decision alone: the same questions after the TRUE description (what the comparison learned)
-            oracle = RecognitionEvaluator(self.processor, self.examples, self.batch_size, protocol="yes_no")
-            oracle_preds = oracle.predict_with_history(model, [describe_turn(t) for t in truth])
-            decision = RecognitionScores.from_predictions(oracle_preds, self.examples).weighted
+            describe = DescribeRecognition()
+            given = self._in_eval(model, lambda handle: [
+                r for start, batch in zip(range(0, len(truth), self.batch_size), self._batches(self.examples))
+                for r in describe.decide(handle, batch, truth[start : start + self.batch_size])])
+            decision = RecognitionScores.from_predictions(_decisions(given), self.examples).weighted
             lik = RecognitionEvaluator(self.processor, self.examples, self.batch_size, protocol="likelihood")
             scores = scores.model_copy(update={"description_exact": exact, "description_slots": per_slot,
                                                "decision_given_truth": decision, "likelihood": lik(model).weighted})
         return scores
+
+    def _batches(self, examples: Sequence["Example"]) -> Iterator[list[RecognitionPair]]:
+        pairs = recognition_pairs(examples)
+        for start in range(0, len(pairs), self.batch_size):
+            yield pairs[start : start + self.batch_size]
+
+    def _in_eval(self, model: PreTrainedModel, run: Callable[[ModelHandle], T]) -> T:
+        """``run`` on the model in eval mode (restored afterwards: the evaluator runs inside training)."""
+        was_training = model.training
+        model.eval()
+        try:
+            return run(ModelHandle.of(model, self.processor))
+        finally:
+            model.train(was_training)
+
+
+def _decisions(results: Sequence[RecognitionResult]) -> list[bool]:
+    return [r.score is not None and r.score.p_yes > r.score.p_no for r in results]
 
 
 def best_threshold(logprobs: Sequence[float], examples: Sequence["Example"]) -> float:
@@ -376,12 +353,6 @@ def best_threshold(logprobs: Sequence[float], examples: Sequence["Example"]) -> 
         if acc >= best_acc:
             best, best_acc = t, acc
     return best
-
-
-def describe_turn(description: str) -> list[tuple[str, str]]:
-    from slc.agent import prompts as P
-
-    return [(P.SMALL_DESCRIBE_FIRST, description)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -406,8 +377,28 @@ class TrainClock:
         return time.time() - self.wall_start
 
 
+#: Training progress in [0, 1] as virtual steps: transformers' schedule curves take step counts.
+_PROGRESS_STEPS = 1_000_000
+
+
 def _lr_lambda(cfg: TrainConfig, clock: TrainClock) -> Callable[[int], float]:
-    """Warmup then cosine (to ``min_lr_ratio``) over steps, or over the CPU budget when one is set."""
+    """The learning-rate factor at a step: transformers' warmup + cosine (down to ``min_lr_ratio``) or
+    warmup + constant curve, run over training progress: the share of steps, or of the CPU budget when one
+    is set (whichever is further), so a run of "N CPU-minutes" always anneals completely."""
+    import torch
+    from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
+
+    # transformers' public schedules are step-driven LambdaLRs; their curve (lr_lambdas[0]) is read off a
+    # stand-in optimizer and driven by progress (in _PROGRESS_STEPS virtual steps) instead of steps.
+    stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    warmup = round(cfg.warmup * _PROGRESS_STEPS)
+    schedule = (
+        get_cosine_with_min_lr_schedule_with_warmup(stand_in, num_warmup_steps=warmup,
+                                                    num_training_steps=_PROGRESS_STEPS, min_lr_rate=cfg.min_lr_ratio)
+        if cfg.scheduler == "cosine"
+        else get_constant_schedule_with_warmup(stand_in, num_warmup_steps=warmup)
+    )
+    curve = schedule.lr_lambdas[0]
 
     def progress(step: int) -> float:
         if cfg.budget_cpu_s is not None:
@@ -419,12 +410,8 @@ def _lr_lambda(cfg: TrainConfig, clock: TrainClock) -> Callable[[int], float]:
 
     def fn(step: int) -> float:
         p = progress(step)
-        if cfg.warmup and p < cfg.warmup:
-            return max(1e-3, p / cfg.warmup)
-        if cfg.scheduler == "constant":
-            return 1.0
-        q = (p - cfg.warmup) / max(1e-9, 1 - cfg.warmup)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * q))
+        factor = float(curve(round(p * _PROGRESS_STEPS)))
+        return max(1e-3, factor) if p < cfg.warmup else factor  # never a zero learning rate while warming up
 
     return fn
 
@@ -481,8 +468,6 @@ def _callbacks(cfg: TrainConfig, clock: TrainClock, evaluator: RecognitionEvalua
 def _answer_loss(processor: Any, cfg: TrainConfig) -> Callable[..., Any] | None:
     if cfg.answer_weight == 1.0:
         return None  # the model's own loss
-    from slc.agent.loading import yes_no_token_ids
-
     yes, no = yes_no_token_ids(processor)
     return weighted_token_loss([*yes, *no], cfg.answer_weight)
 
@@ -530,8 +515,6 @@ def prepare_model(model: Any, cfg: TrainConfig, adapter_name: str = "default") -
             p.requires_grad_(True)
         return model
     from peft import LoraConfig, get_peft_model
-
-    from slc.agent.loading import language_model_lora_targets
 
     lora = LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slc.agent.errors import SLCError
+from slc.agent.errors import InvalidConceptNameError, SLCError
 from slc.memory.importers.common import ConceptSpec, ImportPlan
+from slc.memory.names import normalize_name
 
 
 def discover(path: str | Path, *, images_root: str | Path | None = None) -> ImportPlan:
@@ -33,7 +34,11 @@ def discover(path: str | Path, *, images_root: str | Path | None = None) -> Impo
     for img, key in (data.get("path_to_concept") or {}).items():
         extra.setdefault(key, []).append(img)
     for key, entry in concepts.items():
-        name = str(entry.get("name") or key).strip("<>")
+        written = str(entry.get("name") or key)
+        try:
+            name = normalize_name(written)
+        except InvalidConceptNameError:
+            name = written  # registering it fails with the memory's message, for this concept only
         rels = entry.get("image") or []
         rels = [rels] if isinstance(rels, str) else list(rels)
         rels += [r for r in extra.get(key, []) if r not in rels]

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from slc.agent.cli import app as slc_app
-from slc.cat.cli import app
+from slc.cli.app import app as slc_app
+from slc.cli.data import app
 
 
 def test_generate_writes_dataset(tmp_path):

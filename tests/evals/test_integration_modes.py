@@ -21,6 +21,7 @@ from slc.evals.datasets import load_benchmark
 from slc.evals.modes import ModeContext, resolve_mode
 from slc.evals.report import write_report
 from slc.evals.runner import RunConfig, run_benchmark
+from slc.graphs.services import ServiceFactory
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,7 @@ def test_four_modes_one_run_interrupted_and_resumed(tiny_vlm_path, tiny_clip_pat
     small = SmallVLM.from_pretrained(ckpt, device="cpu", dtype="float32", max_new_tokens=6)
     with serve_local(ckpt) as url:
         large = build_large_vlm(settings.large.model_copy(update={"base_url": url}))
-        ctx = ModeContext(root=root, settings=settings, memory=memory, small_vlm=small, large_vlm=large)
+        ctx = ModeContext(root=root, services=ServiceFactory(settings, memory=memory, small_vlm=small, large_vlm=large))
         modes = {m: Recorder(resolve_mode(m, ctx)) for m in MODES}
         results = {}
         for bench, shuffled in ((vqa, True), (rec, False)):

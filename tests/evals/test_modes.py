@@ -59,7 +59,7 @@ def test_small_mode_answers_each_item_kind(tiny_small, tmp_path: Path, yollava_p
 def test_cli_imports_concepts_once_into_the_eval_tenant(tiny_vlm_path, tiny_clip_path, tmp_path: Path,
                                                         bench_dir: Path, yollava_paths, image_tree,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from slc.agent.cli import app
+    from slc.cli.app import app
     from slc.agent.settings import get_settings
 
     image_tree(tmp_path / "data", yollava_paths("test/shiba-gray/3.png", 1) + yollava_paths("train/shiba-gray/", 2))

@@ -15,6 +15,7 @@ from slc.evals.modes import ModeContext, resolve_mode
 from slc.evals.predictors import ChatModelPredictor, Prediction, TrivialPredictor, enable_llm_cache
 from slc.evals.report import write_report
 from slc.evals.runner import RunConfig, TokenBucket, read_results, run_benchmark
+from slc.graphs.services import ServiceFactory
 
 
 def _choice_bench(n: int) -> LoadedBenchmark:
@@ -155,7 +156,7 @@ def test_module_callable_mode_and_report_files(tmp_path: Path, monkeypatch: pyte
         "def build(ctx):\n    return TrivialPredictor('always-A', seed=ctx.seed)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     bench = _choice_bench(9)
-    ctx = ModeContext(settings=get_settings())
+    ctx = ModeContext(services=ServiceFactory(get_settings()))
     fn_mode = resolve_mode("my_eval_mode:answer", ctx)  # a plain item -> reply function
     assert fn_mode.name == "my_eval_mode:answer"
     assert resolve_mode("my_eval_mode:build", ctx).name == "always-A"  # a factory taking ctx
@@ -177,7 +178,7 @@ def test_module_callable_mode_and_report_files(tmp_path: Path, monkeypatch: pyte
 
 
 def test_cli_on_real_text_qa(tmp_path: Path, bench_dir: Path) -> None:
-    from slc.agent.cli import app
+    from slc.cli.app import app
 
     runner = CliRunner()
     args = ["eval", "yollava-text-qa", "--annotations", str(bench_dir), "--out", str(tmp_path), "--no-progress"]

@@ -8,13 +8,9 @@ import pytest
 import torch
 
 from slc.agent.errors import DeviceUnavailableError, ModelNotFoundError, UnsupportedModelError
-from slc.agent.loading import (
-    chat_inputs,
-    load_processor,
-    load_vlm,
-    resolve_device_dtype,
-    yes_no_token_ids,
-)
+from slc.agent.chat_inputs import chat_inputs
+from slc.agent.loading import load_processor, load_vlm, resolve_device_dtype
+from slc.agent.recognition import yes_no_token_ids
 
 
 def test_resolve_device_dtype_defaults_and_explicit_values() -> None:

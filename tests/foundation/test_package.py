@@ -25,7 +25,7 @@ def _clean_env() -> dict[str, str]:
 
 def test_namespace_imports_from_outside_the_repo(tmp_path: Path) -> None:
     code = (
-        "import slc.agent, slc.tools, slc.memory, slc.graphs, slc.testing, pathlib, sys;"
+        "import slc.agent, slc.tools, slc.memory, slc.graphs, slc.cli, slc.testing, pathlib, sys;"
         "import slc.agent as a;"
         "print(pathlib.Path(a.__file__).resolve().parent)"
     )
@@ -58,6 +58,22 @@ def test_console_script_version_and_help(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert helped.returncode == 0, helped.stderr
     assert "Usage" in helped.stdout and "--version" in helped.stdout
+
+
+def test_cli_loads_light_and_runs_as_a_module(tmp_path: Path) -> None:
+    """`slc --help` must stay fast: building the app imports no model or store library."""
+    code = (
+        "import sys; from slc.cli.app import app;"
+        "print(sorted(m for m in ('torch', 'transformers', 'chromadb', 'sentence_transformers', 'peft') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_clean_env(),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    helped = subprocess.run([sys.executable, "-m", "slc.cli", "demo", "--help"], cwd=tmp_path, env=_clean_env(),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert helped.returncode == 0, helped.stderr
+    assert "Usage" in helped.stdout and "--in-process" in helped.stdout
 
 
 def test_settings_read_nested_env_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -12,16 +12,13 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from slc.agent.loading import (
-    chat_inputs,
-    language_model_lora_targets,
-    load_processor,
-    torchvision_available,
-    yes_no_token_ids,
-)
+from slc.agent.chat_inputs import chat_inputs
+from slc.agent.loading import load_processor, torchvision_available
+from slc.agent.lora import language_model_lora_targets
 from slc.agent.processors import is_videoless
+from slc.agent.recognition import yes_no_token_ids
 from slc.testing import TINY_VLM_FAMILIES, build_tiny_vlm
-from slc.testing.tiny_vlms import MARKER_FILE
+from slc.training.scratch import MARKER_FILE
 
 # Families whose transformers-5 processor carries a video processor (needs torchvision).
 VIDEO_FAMILIES = {"smolvlm", "qwen2_vl", "qwen2_5_vl", "llava_onevision"}

@@ -28,7 +28,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from PIL import Image
 
 from slc.agent.detection import ConceptQuery, Detection
-from slc.graphs.context import Context, Services
+from slc.graphs.context import Context
+from slc.graphs.services import ServiceFactory
+from slc.graphs.slc import compile_graph
 from slc.memory.images import ImageStore
 from slc.memory.types import Concept, Identity, RecallHit, ReferenceImage
 
@@ -85,6 +87,8 @@ def answer(text: str, used: list[str] = ()) -> str:
 
 class ScriptedDetector:
     """TEST DOUBLE for the small VLM: ``script[(concept, round)] -> status`` (or a Detection kwargs dict)."""
+
+    bank = None  # no adapter bank: every concept runs on the base model
 
     def __init__(self, script: dict[tuple[str, int], str | dict[str, Any]] | None = None, default: str = "absent"):
         self.script = script or {}
@@ -155,9 +159,21 @@ def concept_factory(store: ImageStore):
 
 
 @pytest.fixture
-def make_context(store: ImageStore):
-    def make(memory: Any, detector: Any, large: Any, **kw: Any) -> Context:
-        return Context(services=Services(memory=memory, small_vlm=detector, large_vlm=large, image_store=store), **kw)
+def make_services(store: ImageStore):
+    """``make_services(memory, detector, large)``: a service factory over the test doubles (real photo store)."""
+
+    def make(memory: Any, detector: Any, large: Any) -> ServiceFactory:
+        return ServiceFactory(memory=memory, small_vlm=detector, large_vlm=large, image_store=store)
+
+    return make
+
+
+@pytest.fixture
+def make_run(make_services):
+    """``make_run(memory, detector, large, checkpointer=None, **context)`` -> (graph bound to them, Context)."""
+
+    def make(memory: Any, detector: Any, large: Any, *, checkpointer: Any = None, **context: Any) -> tuple[Any, Context]:
+        return compile_graph(checkpointer, services=make_services(memory, detector, large)), Context(**context)
 
     return make
 

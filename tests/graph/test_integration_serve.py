@@ -12,7 +12,7 @@ import pytest
 
 from slc.agent.large_vlm import build_large_vlm, serve_local
 from slc.agent.settings import get_settings
-from slc.graphs.context import Context, Services
+from slc.graphs.services import ServiceFactory
 from slc.graphs.sessions import ask, open_graph
 
 pytestmark = pytest.mark.integration
@@ -32,10 +32,10 @@ def test_two_turn_session_over_transformers_serve(tiny_vlm_path, real_memory, tm
     with serve_local(ckpt) as url:
         large = build_large_vlm(settings.large.model_copy(update={"base_url": url}))
         assert type(large).__name__ == "ChatOpenAI" and large.openai_api_base == url
-        ctx = Context(settings=settings, services=Services(memory=real_memory, small_vlm=small, large_vlm=large))
-        with open_graph(settings) as g:
-            r1 = ask(g, "Is <bo> in this photo?", photo, thread_id="chat", context=ctx)
-            r2 = ask(g, "What do you know about bo?", None, thread_id="chat", context=ctx)
+        services = ServiceFactory(settings, memory=real_memory, small_vlm=small, large_vlm=large)
+        with open_graph(services=services) as g:
+            r1 = ask(g, "Is <bo> in this photo?", photo, thread_id="chat", settings=settings)
+            r2 = ask(g, "What do you know about bo?", None, thread_id="chat", settings=settings)
             msgs = g.get_state({"configurable": {"thread_id": "chat"}}).values["messages"]
     # turn 1: bo recalled (named + same picture), detected by the real small VLM, verified over HTTP
     assert not r1.degraded and r1.answer.text

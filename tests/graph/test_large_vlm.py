@@ -26,16 +26,19 @@ def test_missing_provider_key_names_the_variable(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):
         build_large_vlm(_settings(model="openai:gpt-4o"))
+    with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):  # a bare name: langchain infers the provider
+        build_large_vlm(_settings(model="gpt-4o-mini"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(MissingAPIKeyError, match="ANTHROPIC_API_KEY"):
-        build_large_vlm(_settings(model="claude-sonnet-4-5"))
+        build_large_vlm(_settings(model="anthropic:claude-sonnet-4-5"))
 
 
 def test_spec_parsing_and_bad_spec():
     assert parse_model_spec("openai:gpt-4o") == ("openai", "gpt-4o")
-    assert parse_model_spec("gpt-4o-mini") == ("openai", "gpt-4o-mini")
+    # a bare name's provider is inferred by init_chat_model when the model is built (no private langchain API)
+    assert parse_model_spec("gpt-4o-mini") == (None, "gpt-4o-mini")
     with pytest.raises(SLCError, match="provider:model"):
-        parse_model_spec("my-mystery-model")
+        build_large_vlm(_settings(model="my-mystery-model"))
 
 
 def test_openai_spec_with_key_builds_chatopenai(monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from slc.graphs.sessions import ask
-from slc.graphs.slc import graph
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +20,11 @@ def small_vlm(tiny_vlm_path):
     return SmallVLM.from_pretrained(tiny_vlm_path("idefics3"), device="cpu", dtype="float32", max_new_tokens=12)
 
 
-def test_real_small_vlm_both_passes(d, make_context, photo, concept_factory, small_vlm):
+def test_real_small_vlm_both_passes(d, make_run, photo, concept_factory, small_vlm):
     bo = concept_factory("bo", "dog", fur="golden")
     large = d.Large([d.verdicts({"bo": {"verdict": "uncertain", "feedback": "look at the left"}}),
                      d.verdicts({"bo": "agree"}), d.answer("Maybe.", ["bo"])])
-    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), small_vlm, large, reflection_rounds=1)
+    graph, ctx = make_run(d.Memory([bo], image_neighbours=["bo"]), small_vlm, large, reflection_rounds=1)
     res = ask(graph, "Is <bo> in this photo?", photo, context=ctx)
     assert res.large_vlm_calls == 3
     assert [(v.concept, v.round) for v in res.verdicts] == [("bo", 0), ("bo", 1)]
@@ -36,7 +35,7 @@ def test_real_small_vlm_both_passes(d, make_context, photo, concept_factory, sma
     assert claims == ["bo", "bo"]
 
 
-def test_graph_routes_each_concept_to_its_meta_adapter(tmp_path, tiny_vlm_path, real_memory, make_context, d):
+def test_graph_routes_each_concept_to_its_meta_adapter(tmp_path, tiny_vlm_path, real_memory, make_run, d):
     """With an adapter bank, personalize routes a concept to the adapter whose centroid is nearest to its
     mean reference embedding (SLC's meta personalization), and the detection records that adapter."""
     import numpy as np
@@ -52,6 +51,7 @@ def test_graph_routes_each_concept_to_its_meta_adapter(tmp_path, tiny_vlm_path, 
     vlm = SmallVLM.from_pretrained(tiny_vlm_path("idefics3"), device="cpu", dtype="float32", bank=bank, max_new_tokens=8)
     large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes.", ["bo"])])
     photo = Image.new("RGB", (64, 48), (200, 40, 40))
-    res = ask(graph, "Is <bo> in this photo?", photo, context=make_context(real_memory, vlm, large, reflection_rounds=0))
+    graph, ctx = make_run(real_memory, vlm, large, reflection_rounds=0)
+    res = ask(graph, "Is <bo> in this photo?", photo, context=ctx)
     assert [x.concept for x in res.final] == ["bo"]
     assert vlm.loaded_adapters == ["a1"]  # only the routed adapter was ever loaded and used

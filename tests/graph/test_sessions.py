@@ -9,17 +9,18 @@ import sqlite3
 
 from slc.agent.settings import get_settings
 from slc.graphs.context import Context
-from slc.graphs.sessions import ask, open_async_checkpointer, open_graph, prepare_input
+from slc.graphs.sessions import ask, open_async_checkpointer, open_graph, turn_input
 from slc.graphs.tracing import run_config
 
 
-def test_sqlite_session_two_turns_and_image_by_hash(d, make_context, photo, concept_factory, store):
+def test_sqlite_session_two_turns_and_image_by_hash(d, make_services, photo, concept_factory, store):
     bo = concept_factory("bo", "dog")
     det = d.Detector({("bo", 0): "present"})
     large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes, <bo> is here.", ["bo"]), d.answer("He is golden.", ["bo"])])
-    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), det, large)
+    services = make_services(d.Memory([bo], image_neighbours=["bo"]), det, large)
+    ctx = Context()
     settings = get_settings()
-    with open_graph(settings) as g:
+    with open_graph(settings, services=services) as g:
         r1 = ask(g, "Is <bo> here?", photo, thread_id="s1", context=ctx)
         r2 = ask(g, "What colour is he?", None, thread_id="s1", context=ctx)
         assert r1.answer.text == "Yes, <bo> is here." and r2.answer.text == "He is golden."
@@ -29,7 +30,7 @@ def test_sqlite_session_two_turns_and_image_by_hash(d, make_context, photo, conc
         other = g.get_state({"configurable": {"thread_id": "other"}}).values
         assert other == {}
     # reopening the file resumes the thread (a new process would see the same)
-    with open_graph(settings) as g:
+    with open_graph(settings, services=services) as g:
         assert len(g.get_state({"configurable": {"thread_id": "s1"}}).values["messages"]) == 4
     # the photo's bytes never went into the checkpoint DB, only its hash
     raw = b"".join(
@@ -41,28 +42,30 @@ def test_sqlite_session_two_turns_and_image_by_hash(d, make_context, photo, conc
     assert base64.b64encode(png)[:200] not in raw and b"data:image" not in raw
 
 
-def test_stream_updates_in_node_order(d, make_context, photo, concept_factory):
+def test_stream_updates_in_node_order(d, make_services, photo, concept_factory):
     bo = concept_factory("bo", "dog")
     large = d.Large([d.verdicts({"bo": "disagree"}), d.verdicts({"bo": "agree"}), d.answer("ok")])
-    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present", ("bo", 1): "absent"}),
-                       large)
-    with open_graph(get_settings()) as g:
-        inp = prepare_input("Is <bo> here?", photo, ctx)
+    services = make_services(d.Memory([bo], image_neighbours=["bo"]),
+                             d.Detector({("bo", 0): "present", ("bo", 1): "absent"}), large)
+    ctx = Context()
+    with open_graph(get_settings(), services=services) as g:
+        inp = turn_input("Is <bo> here?", photo)
         nodes = [next(iter(chunk)) for chunk in g.stream(inp, config=run_config("st", ctx), context=ctx, stream_mode="updates")]
     assert nodes == ["recall", "personalize", "reflect", "personalize", "reflect", "reason"]
 
 
-def test_astream_events_with_async_sqlite(d, make_context, photo, concept_factory):
+def test_astream_events_with_async_sqlite(d, make_services, photo, concept_factory):
     bo = concept_factory("bo", "dog")
     large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes.", ["bo"])])
-    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large)
+    services = make_services(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large)
+    ctx = Context()
 
     async def run():
         from slc.graphs.slc import compile_graph
 
         async with open_async_checkpointer(get_settings()) as saver:
-            g = compile_graph(checkpointer=saver)
-            inp = prepare_input("Is <bo> here?", photo, ctx)
+            g = compile_graph(checkpointer=saver, services=services)
+            inp = turn_input("Is <bo> here?", photo)
             events = [e async for e in g.astream_events(inp, config=run_config("ae", ctx), context=ctx, version="v2")]
             state = await g.aget_state({"configurable": {"thread_id": "ae"}})
             return events, state

@@ -14,8 +14,8 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from slc.graphs.context import Context, Services
-from slc.graphs.slc import graph
+from slc.graphs.services import ServiceFactory
+from slc.graphs.slc import compile_graph
 from slc.tools.answer import TOOL_NAME, make_answer_tool
 from slc.tools.memory_tools import make_memory_tools
 
@@ -38,8 +38,8 @@ def test_agent_remembers_then_answers_then_forgets(d, store, real_memory, tmp_pa
     d.make_image(7).save(photo)  # same picture: the real image recall finds <bo>
     det = d.Detector({("bo", 0): "present"})
     large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes, <bo> is in the photo.", ["bo"])])
-    ctx = Context(services=Services(memory=real_memory, small_vlm=det, large_vlm=large, image_store=store))
-    tools = [make_answer_tool(graph, ctx), *make_memory_tools(ctx)]
+    services = ServiceFactory(memory=real_memory, small_vlm=det, large_vlm=large, image_store=store)
+    tools = [make_answer_tool(compile_graph(services=services), services=services), *make_memory_tools(services=services)]
     agent_model = ToolCallingFakeModel(messages=iter([
         _call("remember_concept", {"name": "bo", "image_paths": [str(ref)], "description": "my golden retriever",
                                    "category": "dog"}, 1),
@@ -63,13 +63,13 @@ def test_agent_remembers_then_answers_then_forgets(d, store, real_memory, tmp_pa
 
 
 def test_tool_errors_reach_the_agent_as_messages(d, store, real_memory, tmp_path):
-    ctx = Context(services=Services(memory=real_memory, small_vlm=d.Detector(), large_vlm=d.Large([]), image_store=store))
-    answer_tool = make_answer_tool(graph, ctx)
+    services = ServiceFactory(memory=real_memory, small_vlm=d.Detector(), large_vlm=d.Large([]), image_store=store)
+    answer_tool = make_answer_tool(compile_graph(services=services), services=services)
     bad = tmp_path / "not-an-image.jpg"
     bad.write_text("hello")
     msg = answer_tool.invoke({"type": "tool_call", "id": "x", "name": TOOL_NAME,
                               "args": {"question": "Is bo here?", "image_path": str(bad)}})
     assert msg.status == "error" and "not-an-image.jpg" in msg.content and "not an image" in msg.content
-    forget = make_memory_tools(ctx)[2]
+    forget = make_memory_tools(services=services)[2]
     msg = forget.invoke({"type": "tool_call", "id": "y", "name": "forget_concept", "args": {"name": "nobody"}})
     assert msg.status == "error" and "nobody" in msg.content

@@ -17,7 +17,6 @@ import pytest
 
 from slc.graphs import tracing
 from slc.graphs.sessions import ask
-from slc.graphs.slc import graph
 
 
 class _LangSmith(BaseHTTPRequestHandler):
@@ -83,11 +82,11 @@ def langsmith(monkeypatch):
     srv.server_close()
 
 
-def _run(d, make_context, photo, concept_factory, redact: bool):
+def _run(d, make_run, photo, concept_factory, redact: bool):
     bo = concept_factory("bo", "dog")
     large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes, <bo>.", ["bo"])])
-    ctx = make_context(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large,
-                       redact_images=redact, tenant="alice")
+    graph, ctx = make_run(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large,
+                          redact_images=redact, tenant="alice")
     res = ask(graph, "Is <bo> here?", photo, thread_id="trace-thread", context=ctx)
     tracing.langsmith_client(redact).flush()
     # the exact base64 payload the large VLM received (a data URL in the verify call)
@@ -99,8 +98,8 @@ def _all(ls) -> bytes:
     return b"\n".join(body for _, body in ls.bodies)
 
 
-def test_node_runs_arrive_with_names_and_metadata_and_no_image(d, make_context, photo, concept_factory, langsmith):
-    res, b64 = _run(d, make_context, photo, concept_factory, redact=True)
+def test_node_runs_arrive_with_names_and_metadata_and_no_image(d, make_run, photo, concept_factory, langsmith):
+    res, b64 = _run(d, make_run, photo, concept_factory, redact=True)
     assert res.answer.text == "Yes, <bo>."
     paths = {p for p, _ in langsmith.bodies}
     assert any(p.startswith("/runs/multipart") or p.startswith("/runs/batch") for p in paths), paths
@@ -113,10 +112,24 @@ def test_node_runs_arrive_with_names_and_metadata_and_no_image(d, make_context, 
     assert tracing.PLACEHOLDER.encode() in blob
 
 
-def test_images_do_arrive_when_redaction_is_off(d, make_context, photo, concept_factory, langsmith):
-    _, b64 = _run(d, make_context, photo, concept_factory, redact=False)
+def test_images_do_arrive_when_redaction_is_off(d, make_run, photo, concept_factory, langsmith):
+    _, b64 = _run(d, make_run, photo, concept_factory, redact=False)
     blob = _all(langsmith)
     assert b64[:120].encode() in blob  # proves the redaction test above can fail
+
+
+def test_a_photo_sent_as_pil_image_stays_out_of_traces(d, make_run, concept_factory, langsmith):
+    """Given as a PIL image, the photo enters the graph as a data URL: the graph's own traced input too."""
+    from slc.graphs.sessions import turn_input
+
+    bo = concept_factory("bo", "dog")
+    graph, ctx = make_run(d.Memory([bo]), d.Detector(), d.Large([d.answer("A room.")]), tenant="alice")
+    img = d.make_image(9, (80, 60))
+    payload = turn_input("q", img)["image"].split(",", 1)[1]
+    ask(graph, "What is here?", img, thread_id="pil-thread", context=ctx)
+    tracing.langsmith_client(True).flush()
+    blob = _all(langsmith)
+    assert b"pil-thread" in blob and payload[:120].encode() not in blob and payload[-120:].encode() not in blob
 
 
 def test_redact_replaces_data_urls_and_blobs():

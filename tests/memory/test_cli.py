@@ -13,7 +13,7 @@ def cli(settings):  # settings fixture sets SLC_IMAGE_ENCODER to the tiny CLIP
     from slc.agent.settings import get_settings
 
     get_settings.cache_clear()
-    from slc.agent.cli import app
+    from slc.cli.app import app
 
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["concept", *args])

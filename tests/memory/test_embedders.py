@@ -63,16 +63,20 @@ def test_missing_model_is_a_clear_error(tmp_path):
         HFImageEmbedder(tmp_path / "empty")
 
 
-def test_factories_default_to_tiny_clip_under_models_dir(caplog):
+def test_image_factory_has_no_default_and_says_how_to_set_one(tiny_clip_path, monkeypatch):
+    """No random model on the runtime's path: without SLC_IMAGE_ENCODER the factory raises, naming the fix."""
     from slc.agent.settings import Settings
 
+    monkeypatch.delenv("SLC_IMAGE_ENCODER", raising=False)
     s = Settings()
-    with caplog.at_level("WARNING"):
-        emb = get_image_embedder(s)
-    assert "RANDOM tiny CLIP" in caplog.text
-    assert (s.models_dir / "tiny-clip" / "config.json").is_file()
-    assert get_image_embedder(s) is emb  # cached per process
-    assert get_text_embedder(s).dim == 384
+    with pytest.raises(ModelNotFoundError, match="SLC_IMAGE_ENCODER") as err:
+        get_image_embedder(s)
+    assert "slc demo" in str(err.value)
+    assert not s.models_dir.exists()  # nothing was built
+    configured = Settings(image_encoder=str(tiny_clip_path))
+    emb = get_image_embedder(configured)
+    assert get_image_embedder(configured) is emb  # cached per process
+    assert get_text_embedder(s).dim == 384  # the text side keeps its real bundled default
 
 
 def test_hf_text_embedder_matches_sentence_transformers(text_embedder):

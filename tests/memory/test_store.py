@@ -13,7 +13,8 @@ from slc.agent.errors import (
     InvalidImageError,
     UnknownConceptError,
 )
-from slc.memory.store import ConceptMemory, normalize_name, tenant_key
+from slc.memory.names import normalize_name, tenant_key
+from slc.memory.store import ConceptMemory
 from slc.memory.types import Identity
 
 from .conftest import image_bytes, noise_image, stored_files, write_image
@@ -235,6 +236,25 @@ def test_concept_embedding_is_normalized_mean(memory):
     mean = direct.mean(0)
     assert np.allclose(emb, mean / np.linalg.norm(mean), atol=1e-4)
     assert emb.dtype == np.float32 and np.isclose(np.linalg.norm(emb), 1.0)
+
+
+def test_memory_without_image_encoder_serves_names_and_descriptions(memory, settings, text_embedder, monkeypatch):
+    """The image encoder is loaded only when an image must be embedded."""
+    from slc.agent.errors import ModelNotFoundError
+    from slc.agent.settings import Settings
+
+    memory.add("bo", [noise_image(1)], description="my golden retriever puppy")
+    monkeypatch.delenv("SLC_IMAGE_ENCODER", raising=False)
+    plain = ConceptMemory(Settings(), text_embedder=text_embedder)
+    assert plain.settings.image_encoder is None and plain.settings.data_dir == settings.data_dir
+    assert [h.concept.name for h in plain.recall(text="is <bo> here?")] == ["bo"]
+    assert [h.concept.name for h in plain.recall_by_description("a golden retriever", threshold=0.3)] == ["bo"]
+    assert plain.get("bo").description == "my golden retriever puppy" and len(plain.concept_embedding("bo")) > 0
+    with pytest.raises(ModelNotFoundError, match="SLC_IMAGE_ENCODER"):
+        plain.recall_by_image(noise_image(1))
+    with pytest.raises(ModelNotFoundError, match="SLC_IMAGE_ENCODER"):
+        plain.add("mam", [noise_image(2)])
+    assert _counts(plain) == (1, 1)
 
 
 def test_tenant_key_is_safe_and_distinct():

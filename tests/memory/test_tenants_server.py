@@ -76,3 +76,18 @@ def test_unreachable_server_is_a_clear_error(monkeypatch, image_embedder, text_e
 
     with pytest.raises(MemoryUnavailableError, match="Cannot reach concept memory"):
         ConceptMemory(Settings(), image_embedder=image_embedder, text_embedder=text_embedder)
+
+
+def test_tenants_share_one_backend_the_caller_owns(settings, image_embedder, text_embedder):
+    """A process serving many tenants opens one store connection and gives it to every tenant's memory."""
+    from slc.memory.backends import open_backend
+
+    backend = open_backend(settings)
+    try:
+        kw = dict(image_embedder=image_embedder, text_embedder=text_embedder, backend=backend)
+        alice, bob = ConceptMemory(settings, tenant="alice", **kw), ConceptMemory(settings, tenant="Alice/../bob", **kw)
+        alice.close()  # a memory never closes a backend it was given: bob (and alice) keep working
+        assert set(alice.collection_names).isdisjoint(bob.collection_names)
+        _check_isolation(alice, bob)
+    finally:
+        backend.close()

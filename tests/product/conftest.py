@@ -75,7 +75,7 @@ class ControlServer:
 
 @pytest.fixture
 def control_server():
-    from slc.agent.demo_models import PROTOCOL_REPLY
+    from slc.testing.protocol_vlm import PROTOCOL_REPLY
 
     srv = ControlServer(PROTOCOL_REPLY)
     yield srv
@@ -94,7 +94,7 @@ def world_images(n_concepts: int = 2) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def product_models(tiny_vlm_path, tiny_clip_path):
     """Paths of the tiny small VLM, tiny CLIP and the demo's protocol model (built once per session)."""
-    from slc.agent.demo_models import build_protocol_vlm
+    from slc.testing.protocol_vlm import build_protocol_vlm
 
     proto = build_protocol_vlm(tiny_clip_path.parent / "protocol-vlm")
     return SimpleNamespace(small=tiny_vlm_path("idefics3"), clip=tiny_clip_path, protocol=proto)
@@ -110,9 +110,6 @@ def env(product_models, monkeypatch, tmp_path):
     monkeypatch.setenv("SLC_IMAGE_ENCODER", str(product_models.clip))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     get_settings.cache_clear()
-    from slc.graphs.context import clear_services_cache
-
-    clear_services_cache()
     photo = tmp_path / "photo.png"
     imgs = world_images(2)
     imgs["c000"][1][1].save(photo)
@@ -141,7 +138,7 @@ def run_cli():
     """``run_cli(*args, input=None)`` -> typer Result of the real `slc` app (stderr kept separately)."""
     from typer.testing import CliRunner
 
-    from slc.agent.cli import app
+    from slc.cli.app import app
 
     def run(*args: str, input: str | None = None):
         return CliRunner().invoke(app, list(args), input=input)

@@ -123,7 +123,7 @@ def test_sigkill_during_registration_leaves_memory_consistent(env, h):
     envvars = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed_mid_write = False
     for attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "slc.agent.cli", "concept", "add", f"big{attempt}", *images],
+        proc = subprocess.Popen([sys.executable, "-m", "slc.cli", "concept", "add", f"big{attempt}", *images],
                                 env=envvars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + 60
         while proc.poll() is None and time.time() < deadline and not _journal_files(settings.data_dir):

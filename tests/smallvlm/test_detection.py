@@ -15,8 +15,10 @@ from transformers import LogitsProcessorList
 from slc.agent import prompts
 from slc.agent.detection import ConceptQuery, Detection
 from slc.agent.errors import AdapterBankError, InvalidImageError, ModelNotFoundError
-from slc.agent.loading import chat_inputs, yes_no_token_ids
-from slc.agent.small_vlm import SmallVLM, build_prompt
+from slc.agent.chat_inputs import chat_inputs
+from slc.agent.concept_prompts import build_prompt
+from slc.agent.recognition import yes_no_token_ids
+from slc.agent.small_vlm import SmallVLM
 
 from .conftest import FAMILIES, ForceReplies
 
@@ -88,12 +90,12 @@ def test_routed_adapters_per_concept_and_merged(family, tiny_vlm_path, bank_for,
     # the logits themselves differ between base and adapter at the answer position
     inputs = chat_inputs(vlm.processor, [photos[0]], build_prompt(BO, "recognize", 0))
     with vlm.using(None):
-        base_logits = vlm._last_logits(inputs)
+        base_logits = vlm.handle().last_logits(inputs)
     with vlm.using("a0"):
-        a0_logits = vlm._last_logits(inputs)
+        a0_logits = vlm.handle().last_logits(inputs)
     assert (base_logits - a0_logits).abs().max() > 1e-3
 
-    vlm.combine = "merge"
+    vlm.config = vlm.config.model_copy(update={"combine": "merge"})
     merged = vlm.detect(photos[0], [bo, mochi], locate="never")
     assert {d.adapter for d in merged} == {"merge__a0__a1"}
     for p, m in zip(per, merged):
@@ -111,7 +113,7 @@ def test_routed_adapters_per_concept_and_merged(family, tiny_vlm_path, bank_for,
 
 def _forced(vlm: SmallVLM, replies: list[str]) -> ForceReplies:
     force = ForceReplies(vlm.processor.tokenizer, replies)
-    vlm.generation_kwargs = {"logits_processor": LogitsProcessorList([force])}
+    vlm.config = vlm.config.model_copy(update={"generation_kwargs": {"logits_processor": LogitsProcessorList([force])}})
     return force
 
 
@@ -121,12 +123,12 @@ def test_malformed_output_is_retried_then_unknown_never_absent(tiny_vlm_path, ph
     force = _forced(vlm, [garbage])
     d = vlm.detect(photos[0], [BO], locate="always")[0]
     assert force.calls == 2  # first prompt + one stricter retry
-    assert d.yes_no_mass < vlm.min_yes_no_mass  # the random model does not answer Yes/No meaningfully
+    assert d.yes_no_mass < vlm.config.min_yes_no_mass  # the random model does not answer Yes/No meaningfully
     assert d.status == "unknown" and d.status_source is None
     assert d.attempts == 2 and d.raw_output.strip() == garbage and "no JSON" in d.parse_error
 
     # the same failure with a model that does answer Yes/No: the status stands, the failure is reported
-    vlm.min_yes_no_mass = 0.0
+    vlm.config = vlm.config.model_copy(update={"min_yes_no_mass": 0.0})
     _forced(vlm, [garbage])
     d = vlm.detect(photos[0], [BO], locate="always")[0]
     assert d.status in ("present", "absent") and d.status_source == "yes_no"
@@ -190,8 +192,15 @@ def test_from_settings(tiny_vlm_path, bank_for, monkeypatch, tmp_path):
     monkeypatch.setenv("SLC_SMALL__COMBINE", "merge")
     get_settings.cache_clear()
     vlm = SmallVLM.from_settings()
-    assert vlm.bank.names == ["a0", "a1", "a2"] and vlm.combine == "merge" and vlm.dtype == torch.float32
+    assert vlm.bank.names == ["a0", "a1", "a2"] and vlm.config.combine == "merge" and vlm.dtype == torch.float32
     monkeypatch.setenv("SLC_SMALL__MODEL", str(tmp_path / "missing"))
     get_settings.cache_clear()
     with pytest.raises(ModelNotFoundError):
         SmallVLM.from_settings()
+    # nothing configured: a clear error naming the fix, never a random model on the default path
+    monkeypatch.delenv("SLC_SMALL__MODEL")
+    monkeypatch.delenv("SLC_SMALL__ADAPTER_BANK")
+    get_settings.cache_clear()
+    with pytest.raises(ModelNotFoundError, match="SLC_SMALL__MODEL.*SLC_SMALL__ADAPTER_BANK.*slc demo"):
+        SmallVLM.from_settings()
+    assert not (get_settings().models_dir / "tiny-vlm-idefics3").exists()

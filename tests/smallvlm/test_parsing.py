@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from slc.agent.json_repair import parse_json_object
-from slc.agent.small_vlm import StructuredAnswer, YesNoScore, derive_status, parse_detection_output, validate_answer
+from slc.agent.detection_json import StructuredAnswer, parse_detection_output, validate_answer
+from slc.agent.json_reply import parse_json_object
+from slc.agent.recognition import YesNoScore
+from slc.agent.small_vlm import derive_status
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,13 @@ def _load(path: Path):
     return load_vlm(path, device="cpu", dtype="float32")
 
 
+def _pairs(rows, query):
+    """The runtime's likelihood question for each row's image about ``query``."""
+    from slc.agent.recognition import RecognitionPair
+
+    return [RecognitionPair(image=e.image, image_key=i, query=query) for i, e in enumerate(rows)]
+
+
 def _stream(world, protocol: str, n: int = 16):
     from slc.cat.edits import SamplingPlan
     from slc.training.data import TaskMix, stream_examples
@@ -55,7 +62,7 @@ def test_describe_rows_label_description_and_decision_only(tiny_vlm_path, world)
 
 
 def test_identity_text_is_the_runtime_form_of_the_training_target(world):
-    from slc.agent.small_vlm import identity_text
+    from slc.agent.concept_prompts import identity_text
     from slc.training.data import concept_query, describe_identity
 
     c = next(iter(world))
@@ -111,8 +118,8 @@ def test_smallvlm_uses_the_banks_protocol_and_scores_like_the_evaluator(protocol
     """A bank records its protocol; SmallVLM built on it gives the evaluator's decisions and its
     likelihood confidence is exp(log P(identity text))."""
     from slc.agent.adapters import AdapterBank
-    from slc.agent.loading import description_logprobs
-    from slc.agent.small_vlm import SmallVLM, identity_text
+    from slc.agent.recognition import LikelihoodRecognition
+    from slc.agent.small_vlm import SmallVLM
     from slc.training.bank import write_bank
     from slc.training.data import concept_query, eval_examples
     from slc.training.metaconcepts import MetaConcept, MetaConcepts
@@ -129,7 +136,7 @@ def test_smallvlm_uses_the_banks_protocol_and_scores_like_the_evaluator(protocol
     assert AdapterBank.load(bank.root).manifest.recognition == protocol
 
     vlm = SmallVLM.from_pretrained(base, device="cpu", dtype="float32", bank=bank.root, locate="never")
-    assert vlm.recognition == protocol
+    assert vlm.protocol.name == protocol
     preds = []
     for name in names:
         query = concept_query(world.get(name), "full").model_copy(update={"adapter": "m0"})
@@ -138,7 +145,7 @@ def test_smallvlm_uses_the_banks_protocol_and_scores_like_the_evaluator(protocol
         preds += [d.status == "present" for d in dets]
         if protocol == "likelihood":
             with vlm.using("m0"):
-                lp = description_logprobs(vlm.model, processor, [[e.image] for e in mine], [identity_text(query)] * len(mine))
+                lp = LikelihoodRecognition().logprobs(vlm.handle(), _pairs(mine, query))
             assert [d.confidence for d in dets] == pytest.approx([math.exp(v) for v in lp], abs=1e-5)
         else:
             assert all(d.evidence is not None for d in dets)  # the model's own description is kept as evidence
@@ -151,8 +158,8 @@ def test_smallvlm_uses_the_banks_protocol_and_scores_like_the_evaluator(protocol
 def test_calibrated_threshold_decides_and_is_read_from_the_bank(tiny_vlm_path, world, tmp_path):
     """best_threshold picks the cut that separates the calibration rows; SmallVLM reads the bank's threshold
     and calls a concept present exactly when P(identity text) >= threshold."""
-    from slc.agent.loading import description_logprobs
-    from slc.agent.small_vlm import SmallVLM, identity_text
+    from slc.agent.recognition import LikelihoodRecognition
+    from slc.agent.small_vlm import SmallVLM
     from slc.training.bank import write_bank
     from slc.training.data import concept_query, eval_examples
     from slc.training.metaconcepts import MetaConcept, MetaConcepts
@@ -172,12 +179,12 @@ def test_calibrated_threshold_decides_and_is_read_from_the_bank(tiny_vlm_path, w
     query = concept_query(world.get(rows[0].concept), "full")
     probe = SmallVLM.from_pretrained(base, device="cpu", dtype="float32", bank=bank.root, locate="never")
     with probe.using("m0"):
-        lp = description_logprobs(probe.model, processor, [[e.image] for e in rows], [identity_text(query)] * len(rows))
+        lp = LikelihoodRecognition().logprobs(probe.handle(), _pairs(rows, query))
     cut = math.exp(sorted(lp)[1] + 1e-3)  # just above the 2nd least likely row: the two likeliest are present
     bank.manifest.recognition_threshold = cut
     bank.save()
     vlm = SmallVLM.from_pretrained(base, device="cpu", dtype="float32", bank=bank.root, locate="never")
-    assert vlm.likelihood_threshold == pytest.approx(cut)
+    assert vlm.protocol.threshold == pytest.approx(cut)
     dets = vlm.scan([e.image for e in rows], query.model_copy(update={"adapter": "m0"}))
     assert [d.status == "present" for d in dets] == [v >= math.log(cut) for v in lp]
 

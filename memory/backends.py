@@ -1,0 +1,33 @@
+"""Which vector store concept memory runs on: backend names -> :class:`~slc.memory.index.IndexBackend`.
+
+A new store is a class implementing the protocols of :mod:`slc.memory.index` plus its line in
+:data:`BACKENDS`; :class:`~slc.memory.store.ConceptMemory` does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from slc.agent.settings import Settings
+from slc.memory.chroma_index import ChromaBackend
+from slc.memory.index import IndexBackend
+
+if TYPE_CHECKING:
+    from slc.memory.chroma_index import ChromaClient
+
+BackendName = Literal["chroma"]
+BACKENDS: dict[BackendName, Callable[[Settings], IndexBackend]] = {"chroma": ChromaBackend}
+
+
+def open_backend(settings: Settings, name: BackendName = "chroma", *, client: "ChromaClient | None" = None) -> IndexBackend:
+    """The backend ``name`` configured by ``settings`` (Chroma: embedded, or a server at ``settings.chroma.url``).
+
+    ``client``: a Chroma client the caller opened (and closes) to run on instead of connecting anew.
+    """
+    if client is not None:
+        return ChromaBackend(settings, client)
+    return BACKENDS[name](settings)
+
+
+__all__ = ["BACKENDS", "BackendName", "open_backend"]
