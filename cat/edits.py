@@ -7,6 +7,9 @@ Rules (ours; the CaT paper publishes none, see SLC-PROTOCOL.md):
   such as background take any other value). diversity=0 keeps the reference free leaves (exact copies).
 - easy negative: root changed to another category (plus ``easy_extra_changes`` identity leaves).
 - hard-k negative: root kept, exactly k identity leaves changed (k=1 hardest), drawn from ``k_weights``.
+- twin negative (trees with instance leaves, concept world v2): root and identity leaves kept, so the
+  identity TEXT is the same; one instance leaf changed by a visible margin (the world's ``twin`` rule, e.g.
+  :func:`slc.cat.world.twin_change`). Only the photos tell a concept from its twin.
 - Negatives get the same free-dimension variation as positives (``vary_free_in_negatives``), so a model
   cannot tell positives from negatives by pose/background alone.
 Every :class:`Sample` records the edited tree, each change (dim, kind, from, to), its difficulty and the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -24,7 +28,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from slc.agent.errors import ConceptTreeError
 from slc.cat.tree import ConceptTree
 
-ChangeKind = Literal["root", "identity", "free"]
+ChangeKind = Literal["root", "identity", "free", "instance"]
+
+#: A world's rule for a look-alike twin: (instance dimension, new value) for a tree, drawn with the rng.
+TwinRule = Callable[[ConceptTree, random.Random], tuple[str, str]]
 
 
 class Vocabulary(BaseModel):
@@ -61,7 +68,7 @@ class Sample(BaseModel):
     concept: str = Field(description="Concept name without brackets, e.g. 'c017'.")
     tree: ConceptTree = Field(description="The edited tree the image must show.")
     edit: Edit
-    difficulty: str = Field(description="'positive', 'easy' or 'hard-<k>'.")
+    difficulty: str = Field(description="'positive', 'easy', 'hard-<k>' or 'twin'.")
     expected_present: bool = Field(description="Is the concept in the image? (the recognition answer)")
     render_seed: int = Field(description="Seed for the generator's continuous jitter.")
 
@@ -84,6 +91,7 @@ class SamplingPlan(BaseModel):
     positives: int = Field(default=8, ge=0)
     easy: int = Field(default=4, ge=0)
     hard: int = Field(default=8, ge=0)
+    twins: int = Field(default=0, ge=0, description="Look-alike twins: same identity text, one instance leaf changed.")
     k_weights: dict[int, float] = Field(default_factory=lambda: {1: 0.6, 2: 0.3, 3: 0.1},
                                         description="Distribution of k (identity changes) of hard negatives.")
     diversity: float = Field(default=0.5, ge=0.0, le=1.0, description="How many free dims vary, how far.")
@@ -100,7 +108,7 @@ class SamplingPlan(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> "SamplingPlan":
-        if self.positives + self.easy + self.hard == 0:
+        if self.positives + self.easy + self.hard + self.twins == 0:
             raise ValueError("the plan asks for no samples at all")
         return self
 
@@ -154,14 +162,18 @@ def _apply(tree: ConceptTree, changes: list[Change]) -> ConceptTree:
 
 
 def sample_edits(concept: str, tree: ConceptTree, plan: SamplingPlan, vocab: Vocabulary,
-                 forbidden: list[ConceptTree] | None = None) -> list[Sample]:
-    """All samples the plan asks for, for one concept, in a fixed order (positives, easy, hard).
+                 forbidden: list[ConceptTree] | None = None, twin: TwinRule | None = None) -> list[Sample]:
+    """All samples the plan asks for, for one concept, in a fixed order (positives, easy, hard, twins).
 
     A negative that happens to equal another concept is still "not this concept", so it is allowed; a
     negative can never equal THIS concept's identity (the rules change the root or >= 1 identity leaf).
     ``forbidden`` lists trees whose identity negatives must avoid anyway (e.g. held-out test concepts
-    whose look must stay unseen in training); an edit landing on one is re-drawn.
+    whose look must stay unseen in training); an edit landing on one is re-drawn. ``twin``: the world's
+    rule for a look-alike twin (needed when ``plan.twins`` > 0).
     """
+    if plan.twins and (twin is None or not tree.instance_dims()):
+        raise ConceptTreeError("twin negatives need a tree with instance leaves and the world's twin rule "
+                               "(e.g. make_world(..., instances=True) and slc.cat.world.twin_change)")
     rng = _rng(plan.seed, concept)
     avoid = [(t.root, tuple(sorted(t.identity().items()))) for t in forbidden or ()]
     samples: list[Sample] = []
@@ -210,7 +222,13 @@ def sample_edits(concept: str, tree: ConceptTree, plan: SamplingPlan, vocab: Voc
         samples.append(Sample(
             id=f"{concept}-hard-{i:04d}", concept=concept, tree=edited, edit=Edit(changes=changes),
             difficulty=f"hard-{k}", expected_present=False, render_seed=rng.getrandbits(31)))
+    for i in range(plan.twins):
+        dim, new = twin(tree, rng)  # type: ignore[misc]
+        changes = [Change(dim=dim, kind="instance", old=tree.get(dim), new=new)]
+        if plan.vary_free_in_negatives:
+            changes += _vary_free(tree, vocab, plan.diversity, rng)
+        add("twin", i, changes, False)
     return samples
 
 
-__all__ = ["Change", "ChangeKind", "Edit", "Sample", "SamplingPlan", "Vocabulary", "sample_edits"]
+__all__ = ["Change", "ChangeKind", "Edit", "Sample", "SamplingPlan", "TwinRule", "Vocabulary", "sample_edits"]

@@ -7,8 +7,9 @@ object for a relative location) with no model and no network, fast enough (thous
 How: everything is drawn at 2x and box-downsampled (cheap anti-aliasing), then lighting (a brightness
 factor) and sensor noise are applied at the final size. The seed only moves things *within* what the
 tree says (exact position inside its cell, +-5% size, clutter placement, noise), never across leaves.
-Instance leaves (v2 trees) change the body's shade, proportions and pattern scale, add a pale mark in the
-object's own frame (it turns with the object) and colour the accessory; a tree without them draws as v1.
+Instance leaves (v2 trees) change the body's shade, proportions and pattern scale, add a pale mark on one
+side of the body (the side stays put when the object turns: a spot is seen from the usual view) and colour
+the accessory; a tree without them draws as v1.
 ``companions`` draws other concepts in the same photo (the "several objects" scenes).
 """
 
@@ -169,6 +170,8 @@ def _accessory(draw: ImageDraw.ImageDraw, accessory: str, cx: float, top: float,
         raise ConceptTreeError(f"the concept world cannot draw accessory {accessory!r}; known: {list(W.ACCESSORIES)}")
 
 
+_MARK_SIDE = {"top": (0.0, -1.0), "right": (1.0, 0.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0)}
+
 # How far (in body radii) each accessory reaches above / below the body: used to keep it inside the frame.
 _ACC_EXTENT = {"none": (0.0, 0.0), "hat": (0.7, 0.0), "antenna": (0.9, 0.0), "bowtie": (0.0, 0.6)}
 
@@ -214,9 +217,9 @@ def _draw_object(img: Image.Image, tree: ConceptTree, inst: dict[str, str], cx: 
         dark = tuple(int(c * _DARK) for c in colour)
         img.paste(dark, (x0, y0, x1, y1), Image.fromarray(sub.astype(np.uint8), "L"))
     draw = ImageDraw.Draw(img)
-    if inst["mark"] != "none":  # a pale dot inside the body, at its angle in the object's own frame
-        t = math.radians(angle + float(inst["mark"]) - 90)
-        mx, my, mr = cx + 0.36 * r * math.cos(t), cy + 0.36 * r * math.sin(t), 0.2 * r
+    if inst["mark"] != "none":  # a pale dot inside the body, on one side of its centre (in the photo's frame)
+        dx, dy = _MARK_SIDE[inst["mark"]]
+        mx, my, mr = cx + 0.36 * r * dx, cy + 0.36 * r * dy, 0.2 * r
         draw.ellipse([mx - mr, my - mr, mx + mr, my + mr], fill=W.MARK_RGB)
     _accessory(draw, ident["accessory"], cx, y0, y1, r, W.ACCESSORY_COLOURS[inst["accessory_colour"]])
     return x0, y0, x1, y1

@@ -16,7 +16,7 @@ outside the body (above or below), so they never hide colour or pattern.
 v2, instances not attribute combinations (``make_world(..., instances=True)``): personalization means telling
 *your* red star from every other red star, so each concept also carries instance leaves (tree kind
 "instance") that no word of the vocabulary names and that never enter its identity text: a continuous
-shade of its colour, a pale mark at a place on its body (in the object's own frame), its proportions, the
+shade of its colour, a pale mark on one side of its body, its proportions, the
 scale of its pattern and the colour of its accessory. A look-alike twin (:func:`twin_of`) has the same
 identity text and differs in one instance leaf by a visible margin (a shade change across the colour's
 direction, so it is never a lighting change). For tests beyond the training distribution there are
@@ -88,7 +88,7 @@ ALL_COLOURS: dict[str, RGB] = {**PALETTE, **OOV_PALETTE}
 
 # Instance leaves (v2). Defaults (INSTANCE_REFERENCE) draw exactly what v1 drew.
 SHADE_MAX = 28  # per-channel offset of an instance's shade from its palette colour
-MARKS: tuple[str, ...] = ("none", "0", "90", "180", "270")  # where a pale dot sits, degrees in the object's frame
+MARKS: tuple[str, ...] = ("none", "top", "right", "bottom", "left")  # which side of the body a pale dot sits on
 MARK_RGB: RGB = (250, 250, 250)
 ASPECT_RANGE: tuple[float, float] = (0.8, 1.25)  # body width / height in the object's frame
 PATTERN_SCALE_RANGE: tuple[float, float] = (0.75, 1.35)  # pattern period factor
@@ -217,8 +217,9 @@ def twin_change(tree: ConceptTree, rng: random.Random, dim: str | None = None) -
         new = random_instance(rng)[dim]
         if dim == "shade" and _across(colour, cur, new) >= TWIN_SHADE_MIN:
             return dim, new
-        if dim == "mark" and new != cur:
-            return dim, new
+        if dim == "mark" and new != cur and {new, cur} not in ({"top", "right"}, {"right", "bottom"},
+                                                                 {"bottom", "left"}, {"left", "top"}):
+            return dim, new  # appears or disappears, or moves to the opposite side
         if dim == "aspect" and abs(float(new) - float(cur)) >= TWIN_ASPECT_MIN:
             return dim, new
         if dim == "pattern_scale" and abs(float(new) - float(cur)) >= TWIN_PATTERN_SCALE_MIN:
