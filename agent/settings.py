@@ -96,6 +96,34 @@ class TracingSettings(BaseModel):
     redact_images: bool = Field(default=True, description="Keep personal images out of traces.")
 
 
+class PrivacySettings(BaseModel):
+    """Which local files callers that are not the machine's user may name, and how long query photos stay."""
+
+    photo_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose photos the LangChain tools and a served graph (LangGraph Server, a str path "
+        "as the graph's `image`) may read by path. Empty = none: such callers send the photo itself (a data URL). "
+        "The CLI and the Python API (`ask`, a pathlib.Path as `image`) read the caller's own files anyway. "
+        "Nothing under data_dir (every tenant's photos and sessions) is ever read by path this way.",
+    )
+    query_photo_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Days a query photo (the photo of a question) is kept after its last use, in its tenant's "
+        "folder under <data_dir>/query-images; older ones are deleted by the next process that stores one.",
+    )
+
+
+class AuthSettings(BaseModel):
+    """LangGraph Server authentication (graphs/auth.py, wired in langgraph.json)."""
+
+    tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Bearer token of each tenant: {tenant: token} (env SLC_AUTH__TOKENS as JSON). A request "
+        "with one of these tokens acts as that tenant; with none of them (or none configured) it is refused.",
+    )
+
+
 class Settings(BaseSettings):
     """All of slc-agent's configuration, read once per process (see :func:`get_settings`)."""
 
@@ -140,6 +168,14 @@ class Settings(BaseSettings):
     max_history_messages: int = Field(
         default=20, ge=0, description="Chat messages kept per session (older ones are dropped so checkpoints stay small)."
     )
+    turn_wait_s: float = Field(
+        default=300,
+        ge=0,
+        description="How long a turn waits for another turn on the same thread to finish before it is refused "
+        "(ThreadBusyError); turns on one thread run one at a time, so none is lost. 0 = refuse at once.",
+    )
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
     def _expand(self) -> "Settings":
@@ -154,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def query_images_dir(self) -> Path:
+        return self.data_dir / "query-images"
 
     @property
     def sessions_path(self) -> Path:

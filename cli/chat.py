@@ -1,7 +1,8 @@
 """``slc chat``: an interactive, resumable session about your concepts and photos (works with piped input).
 
 A bad photo or a missing concept is printed as an error line and the session goes on; only flags and
-models that cannot work end it (through :func:`slc.cli.console.cli_errors`).
+models that cannot work end it (through :func:`slc.cli.console.cli_errors`), and so does a ``--thread``
+that belongs to another tenant: it is refused before anything of it is read.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def chat(
     from rich.console import Console
 
     from slc.agent.images import load_image
-    from slc.graphs.sessions import open_graph
+    from slc.graphs.sessions import open_graph, thread_history
     from slc.graphs.turns import run_turn
 
     console = Console()
@@ -41,7 +42,7 @@ def chat(
     thread = thread or uuid.uuid4().hex[:12]
     interactive = sys.stdin.isatty()
     with open_graph(services=services) as graph:
-        previous = graph.get_state({"configurable": {"thread_id": thread}}).values.get("messages", [])
+        previous = thread_history(graph, thread, settings=services.settings)  # another tenant's: refused
         state = f"resumed, {len(previous)} earlier message(s)" if resumed and previous else "new"
         typer.echo(f"session {thread}: {state}  (resume with: slc chat --thread {thread})")
         if interactive:

@@ -1,4 +1,4 @@
-"""``slc concept``: register, list, show, remove and import personal concepts.
+"""``slc concept``: register, list, show, remove, import personal concepts, and purge a tenant.
 
 Heavy libraries (chromadb, torch, transformers) are imported inside the commands so ``slc --help`` stays
 fast. Every slc error is printed as one line and exits with code 1, never a traceback. The memory comes
@@ -86,6 +86,26 @@ def remove(name: str, tenant: Optional[str] = TenantOpt) -> None:
     concept = mem.get(name)
     mem.delete(concept.name)
     typer.echo(f"Removed <{concept.name}>.")
+
+
+@app.command("purge")
+@cli_errors
+def purge(
+    tenant: Optional[str] = TenantOpt,
+    threads: bool = typer.Option(False, "--threads", help="Also delete the tenant's chat sessions."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Erase everything slc keeps of a tenant: concepts, reference photos, query photos (and chats with --threads)."""
+    from slc.graphs.erasure import erase_tenant
+
+    services = ServiceFactory()
+    who = tenant or services.settings.tenant
+    what = "concepts, reference photos and query photos" + (" and chat sessions" if threads else "")
+    if not yes:
+        typer.confirm(f"Erase all {what} of tenant {who!r}? This cannot be undone", abort=True)
+    erased = erase_tenant(services, who, threads=threads)
+    typer.echo(f"Erased tenant {who!r}: {erased.concepts} concept(s), {erased.query_photos} query photo(s)"
+               + (f", {len(erased.threads)} chat session(s)." if threads else "."))
 
 
 @app.command("import")

@@ -1,4 +1,5 @@
-"""``slc eval BENCHMARK --root DIR [--mode ...]``: run modes on a benchmark, print the table with baselines.
+"""``slc eval BENCHMARK|FILE --root DIR [--mode ...]``: run modes on a benchmark, print one table with intervals
+and expected baselines, say what was reused and why the rest was redone.
 
 Heavy imports (models, langchain-community) happen inside the command, so ``slc --help`` stays fast.
 """
@@ -23,23 +24,30 @@ app = typer.Typer(
 )
 
 
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 @app.callback(invoke_without_command=True)
 def eval_(
-    benchmark: Optional[str] = typer.Argument(None, help="Benchmark name (see --list)."),
+    benchmark: Optional[str] = typer.Argument(
+        None, help="Benchmark name (see --list), or a published annotation file (e.g. rap/recognition_test.json)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset root the item image paths are relative to."),
     annotations: Optional[Path] = typer.Option(
         None, "--annotations", help="Annotation file, or a folder holding the published files "
         "(default: --root, then settings.eval_annotations_dir)."),
     mode: Optional[list[str]] = typer.Option(
         None, "--mode", "-m",
-        help="Registered mode (see --list) or module:callable; repeat for several. Default: the trivial "
-        "baselines that fit the benchmark's task."),
+        help="Registered mode (see --list) or module:callable; repeat for several. Without one, the table shows "
+        "the trivial baselines' expected values only."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items."),
     out: Path = typer.Option(Path("eval-results"), "--out", help="Results folder (JSONL, summary.md/.json/.png)."),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Items answered at once."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Max model requests per second (API models)."),
     shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Also run choice items with options shuffled."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the option shuffle, the random mode and the bootstrap."),
+    resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples of the 95% intervals."),
     cache: Optional[Path] = typer.Option(
         None, "--cache", help="SQLite cache of LangChain model calls (default <out>/llm-cache.sqlite); "
         "'none' disables."),
@@ -52,15 +60,14 @@ def eval_(
     list_: bool = typer.Option(False, "--list", help="List benchmarks and modes, then exit."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Run MODEs on BENCHMARK; results resume from <out>/<benchmark>/results.jsonl."""
+    """Run MODEs on BENCHMARK; results resume from <out>/<benchmark>/results.jsonl for the same configuration."""
     from slc.agent.settings import get_settings
     from slc.evals.concepts import eval_tenant, import_benchmark_concepts
-    from slc.evals.datasets import BENCHMARKS, load_benchmark
-    from slc.evals.metrics import BASELINES_FOR_TASK, TRIVIAL_BASELINES
+    from slc.evals.datasets import BENCHMARKS, benchmark_for_file, load_benchmark
     from slc.evals.modes import MODES, ModeContext, resolve_mode
     from slc.evals.predictors import enable_llm_cache
     from slc.evals.report import write_report
-    from slc.evals.runner import RunConfig, run_benchmark
+    from slc.evals.runner import NothingToScoreError, RunConfig, run_benchmark, scorable_items
     from slc.graphs.services import ServiceFactory
 
     if list_ or benchmark is None:
@@ -75,44 +82,52 @@ def eval_(
     settings = get_settings()
     search = [settings.eval_annotations_dir] if settings.eval_annotations_dir else []
     try:
+        if benchmark not in BENCHMARKS and Path(benchmark).is_file():
+            annotations, benchmark = Path(benchmark), benchmark_for_file(Path(benchmark))
         loaded = load_benchmark(benchmark, root=root, annotations=annotations, search=search)
     except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        _fail(str(exc))
     rep = loaded.report
     typer.echo(rep.summary())
     for note in rep.notes:
         typer.echo(f"note: {note}")
+    config = RunConfig(out_dir=out, concurrency=concurrency, rate_per_s=rate, limit=limit, shuffled=shuffle,
+                       seed=seed, progress=progress)
+    try:
+        items = scorable_items(loaded, config)
+    except NothingToScoreError as exc:
+        _fail(str(exc))
     if rep.images_missing:
         shown = ", ".join(rep.images_missing[:5])
         typer.echo(f"missing images ({len(rep.images_missing)}; {rep.items_with_missing_images} items skipped): "
                    f"{shown}{' ...' if len(rep.images_missing) > 5 else ''}")
-    if cache is None or str(cache).lower() != "none":
-        enable_llm_cache(cache or out / "llm-cache.sqlite")
-    if not mode:
-        tasks = {it.task for it in loaded.items}
-        mode = [m for m in TRIVIAL_BASELINES if any(m in BASELINES_FOR_TASK.get(t, ()) for t in tasks)]
-    settings = settings.model_copy(update={"tenant": tenant or eval_tenant(benchmark)})
-    ctx = ModeContext(root=root, seed=seed, services=ServiceFactory(settings))
-    if import_concepts and any(m in MEMORY_MODES for m in mode):
-        dirs = [annotations if annotations.is_dir() else annotations.parent] if annotations else []
-        imported = import_benchmark_concepts(ctx.services.memory(), benchmark, root, [*dirs, *search])
-        typer.echo(imported.summary())
-        for w in imported.warnings[:5]:
-            typer.echo(f"note: {w}")
-    try:
-        predictors = [resolve_mode(m, ctx) for m in mode]
-    except (KeyError, ImportError, AttributeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    config = RunConfig(out_dir=out, concurrency=concurrency, rate_per_s=rate, limit=limit, shuffled=shuffle,
-                       seed=seed, progress=progress)
-    result = run_benchmark(loaded, predictors, config)
-    items = loaded.available()[: limit] if limit else loaded.available()
+    rows = []
+    if mode:
+        if cache is None or str(cache).lower() != "none":
+            enable_llm_cache(cache or out / "llm-cache.sqlite")
+        settings = settings.model_copy(update={"tenant": tenant or eval_tenant(benchmark)})
+        ctx = ModeContext(root=root, seed=seed, services=ServiceFactory(settings))
+        if import_concepts and any(m in MEMORY_MODES for m in mode):
+            # a file's folder and the folder above it (rap/x.json -> the published tree holding slc/ too)
+            dirs = ([annotations] if annotations.is_dir() else [annotations.parent, annotations.parent.parent]) \
+                if annotations else []
+            imported = import_benchmark_concepts(ctx.services.memory(), benchmark, root, [*dirs, *search])
+            typer.echo(imported.summary())
+            for w in imported.warnings[:5]:
+                typer.echo(f"note: {w}")
+        try:
+            predictors = [resolve_mode(m, ctx) for m in mode]
+        except (KeyError, ImportError, AttributeError) as exc:
+            _fail(str(exc))
+        result = run_benchmark(loaded, predictors, config)
+        typer.echo(f"\n{result.summary()}")
+        rows = result.rows
+    else:
+        typer.echo("\nno --mode given: the table shows the trivial baselines' expected values; add --mode large, "
+                   "small, slc-noreflect, slc (or always-A, random ... to run a baseline as a mode)")
     header = rep.summary() + "".join(f"\n\nnote: {n}" for n in rep.notes)
-    _, table = write_report(benchmark, items, result.rows, out, shuffled=shuffle, seed=seed, header=header)
-    ran = ", ".join(f"{k}: {v} new, {result.skipped_done.get(k, 0)} resumed" for k, v in result.ran.items())
-    typer.echo(f"\n{ran}\n")
-    typer.echo(table)
-    typer.echo(f"\nresults: {result.results_file}\nsummary: {out / benchmark / 'summary.md'} "
-               f"(+ summary.json, summary.png)")
+    _, tables = write_report(benchmark, items, rows, out, shuffled=shuffle, seed=seed, header=header,
+                             n_boot=resamples)
+    typer.echo(f"\n{tables}")
+    typer.echo(f"\nsummary: {out / benchmark / 'summary.md'} (+ summary.json, summary.png)"
+               + (f"\nresults: {result.results_file}" if mode else ""))

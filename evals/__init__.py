@@ -1,7 +1,12 @@
-"""slc.evals: benchmark loaders (datasets), metrics, modes/predictors, the resumable runner, reports (`slc eval` lives in slc.cli.eval).
+"""slc.evals: benchmark loaders, reply parsing, metrics with intervals, modes, the resumable runner, reports
+(`slc eval` lives in slc.cli.eval).
 
-Modules: ``datasets`` (typed items + loaders of the published files, with load reports), ``metrics`` (scores as
-BENCHMARKS.md defines them, letter/yes-no parsing, char-BLEU, option shuffling, trivial baselines),
-``predictors`` (the Predictor protocol, usage metering, the LLM cache), ``modes`` (the mode registry),
-``runner`` (resumable concurrent runs to JSONL), ``report`` (markdown/JSON/PNG summaries).
+Modules: ``items`` (typed items and load reports), ``datasets`` (loaders of the published files and the
+registry), ``mcllava`` / ``myvlm`` (those projects' own folder layouts), ``annotations`` (question text:
+tags, inline options), ``paths`` (image paths under --root, and why none was found), ``quality`` (repeats,
+degenerate items), ``parsing`` (one option letter or yes/no from a reply), ``metrics`` (scores as
+BENCHMARKS.md defines them, char-BLEU, option shuffling), ``scoring`` (per-item counts and every reported
+metric over them), ``intervals`` (cluster bootstrap), ``baselines`` (trivial baselines and their expected
+values), ``fingerprint`` (what produced a result row), ``predictors`` / ``small_mode`` / ``modes`` (the
+modes), ``runner`` (resumable concurrent runs to JSONL), ``report`` / ``plots`` (tables, JSON, PNG).
 """

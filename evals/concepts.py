@@ -1,8 +1,8 @@
 """Register a benchmark's personal concepts in concept memory before the SLC modes answer its items.
 
 Why: the SLC graph only knows what memory recalls. A benchmark's concepts (Yo'LLaVA's ``train/<concept>/``
-reference photos, the descriptions inside the SLC authors' eval files, MC-LLaVA's train folders, MyVLM's
-concept folders) must be in the eval's own tenant (``eval-<benchmark>``, never the user's) before the first
+reference photos, the descriptions inside the SLC authors' eval files, MC-LLaVA's train folders (SLC's
+copies or the native ``<case>/concept/train/<concept>/``), MyVLM's concept folders) must be in the eval's own tenant (``eval-<benchmark>``, never the user's) before the first
 item. The import reuses :mod:`slc.memory.importers` and is idempotent: concepts already registered are
 skipped (their images are not added twice), and a description is only written when it differs, so running
 ``slc eval`` again costs one existence check per concept.
@@ -90,6 +90,9 @@ def import_benchmark_concepts(memory: Any, benchmark: str, root: Path | None, an
         files = _find(dirs + [root], "yollava_eval__*.json")
         descriptions = _slc_descriptions(files)
         report.sources += [str(f) for f in files]
+    elif benchmark.startswith("mc-llava-"):  # native layout: <case>/concept/train/<concept>/ per case
+        for train in sorted(Path(root).glob("*/concept/train")):
+            plans.append(discover("yollava", train.parent))
     elif benchmark.startswith("mc-"):
         files = _find(dirs + [root], "mc_eval__*.json")
         for f in files:

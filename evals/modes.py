@@ -9,6 +9,8 @@ function::
         return GraphPredictor(ctx, name="slc-2rounds", reflect=True, reflection_rounds=2)
 
 Registered: the trivial baselines, "large", "small", "slc-noreflect", "slc" (the four compared modes).
+Every predictor describes what changes its answers (``describe()``, see :mod:`slc.evals.fingerprint`), so
+results resume only for the same models, prompts, bank and settings.
 
 Any other ``module:callable`` also works on the command line: the callable gets the :class:`ModeContext`
 when it accepts one argument named ``ctx`` and returns a Predictor, else it is used as ``item -> reply``.
@@ -25,8 +27,10 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ConfigDict
 
+from slc.agent import prompts
 from slc.agent.settings import Settings
-from slc.evals.metrics import TRIVIAL_BASELINES
+from slc.evals.baselines import TRIVIAL_BASELINES
+from slc.evals.fingerprint import Config, describe_chat_model, describe_small_vlm, memory_digest
 from slc.evals.predictors import ChatModelPredictor, FunctionPredictor, Predictor, TrivialPredictor
 from slc.graphs.context import Context
 from slc.graphs.services import ServiceFactory
@@ -120,10 +124,29 @@ class GraphPredictor:
         self.graph = graph if graph is not None else compile_graph(services=ctx.services)
         self.context = Context(reflect=reflect, reflection_rounds=reflection_rounds)
 
+    def describe(self) -> Config:
+        """Both models, the memory's content, and the graph settings that change answers."""
+        from slc.graphs.context import RunOptions
+
+        s = self.ctx.settings
+        run = RunOptions.resolve(self.context, s)
+        return {
+            "mode": "graph",
+            "large": describe_chat_model(self.ctx.services.large_vlm()),
+            "small": describe_small_vlm(self.ctx.services.small_vlm()),
+            "memory": memory_digest(self.ctx.services.memory()),
+            "graph": {"reflect": run.reflect, "reflection_rounds": run.reflection_rounds if run.reflect else None,
+                      "recall_threshold": s.recall_threshold, "recall_top_k": s.recall_top_k,
+                      "image_encoder": s.image_encoder, "text_encoder": s.text_encoder,
+                      "large_max_image_side": s.large.max_image_side},
+            "prompts": {"eval": prompts.EVAL_PROMPT_VERSION, "verify": prompts.VERIFY_PROMPT_VERSION,
+                        "reason": prompts.REASON_PROMPT_VERSION},
+        }
+
     def __call__(self, item: Any):
         import time
 
-        from slc.evals.datasets import resolve_image
+        from slc.evals.paths import resolve_image
         from slc.evals.predictors import Prediction, measure, render_prompt
         from slc.graphs.sessions import ask
 

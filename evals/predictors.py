@@ -34,8 +34,10 @@ from pydantic import BaseModel, Field
 
 from slc.agent import prompts
 from slc.agent.recognition import PassKind
-from slc.evals.datasets import CaptionItem, ChoiceItem, Item, OpenVQAItem, RecognitionItem, resolve_image
-from slc.evals.metrics import trivial_reply
+from slc.evals.baselines import trivial_reply
+from slc.evals.fingerprint import Config, describe_chat_model
+from slc.evals.items import CaptionItem, ChoiceItem, Item, OpenVQAItem, RecognitionItem
+from slc.evals.paths import resolve_image
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,7 +65,12 @@ class Prediction(BaseModel):
 
 @runtime_checkable
 class Predictor(Protocol):
-    """Maps one benchmark item to a prediction. Must be thread-safe when run with concurrency > 1."""
+    """Maps one benchmark item to a prediction. Must be thread-safe when run with concurrency > 1.
+
+    A predictor should also have ``describe() -> dict``: everything that changes its answers (models,
+    endpoint, prompt versions, settings; see :mod:`slc.evals.fingerprint`). Results are resumed only for the
+    same description; a predictor without one is resumed by its name alone, with a warning.
+    """
 
     name: str
 
@@ -239,6 +246,9 @@ class TrivialPredictor:
         self.name = name
         self.seed = seed
 
+    def describe(self) -> Config:
+        return {"mode": "trivial", "baseline": self.name, "seed": self.seed if self.name == "random" else None}
+
     def __call__(self, item: Item) -> Prediction:
         return Prediction(reply=trivial_reply(self.name, item, self.seed))
 
@@ -249,6 +259,17 @@ class FunctionPredictor:
     def __init__(self, fn: Callable[[Item], Any], name: str) -> None:
         self.fn = fn
         self.name = name
+
+    def describe(self) -> Config:
+        """The function and a hash of its source: editing it redoes its items (what it calls is not seen)."""
+        import hashlib
+        import inspect
+
+        try:
+            source = hashlib.sha256(inspect.getsource(self.fn).encode()).hexdigest()[:12]
+        except (OSError, TypeError):
+            source = None
+        return {"mode": "callable", "callable": f"{self.fn.__module__}:{self.fn.__qualname__}", "source": source}
 
     def __call__(self, item: Item) -> Prediction:
         start = time.perf_counter()
@@ -287,6 +308,10 @@ class ChatModelPredictor:
         self.name = name
         self.max_image_side = max_image_side
         self.use_item_system = use_item_system
+
+    def describe(self) -> Config:
+        return {"mode": "large", "large": describe_chat_model(self.model), "max_image_side": self.max_image_side,
+                "item_system_text": self.use_item_system, "prompts": {"eval": prompts.EVAL_PROMPT_VERSION}}
 
     def messages(self, item: Item) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage

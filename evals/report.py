@@ -1,8 +1,11 @@
-"""Scores per (mode, variant) from a results file, trivial baselines beside them, as markdown and a PNG.
+"""One table per benchmark: every mode's raw and debiased scores side by side with 95% intervals, the trivial
+baselines' expected values, breakdowns (single/multi image, answer kinds), a plot and a JSON copy.
 
-Why baselines computed here and not only run as modes: they must be printed beside EVERY score, on exactly
-the items that were scored (same limit, same missing-image skips, same shuffling), at no cost.
-The plot is drawn with Pillow (already a dependency) rather than matplotlib, so the harness adds no package.
+Why this shape: a score is only readable beside (1) the same model on the same items with the answer prior
+removed (options shuffled; positives and negatives weighted equally), (2) what a model that knows nothing
+would get on exactly those items, and (3) how uncertain it is given how many concepts the items cover.
+Scores are recomputed from the stored replies (never trusted from the row), so a parser fix re-scores old
+runs without asking any model again.
 """
 
 from __future__ import annotations
@@ -11,160 +14,233 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
-from slc.evals.datasets import Item
-from slc.evals.metrics import (
-    BASELINES_FOR_TASK,
-    caption_scores,
-    choice_accuracy,
-    mc_caption_recall,
-    recognition_scores,
-    trivial_reply,
-)
-from slc.evals.runner import ResultRow, items_with_variants, score_reply
+from slc.evals.baselines import BASELINES_FOR_TASK, expected_counts
+from slc.evals.intervals import DEFAULT_RESAMPLES, Estimate, bootstrap_ci
+from slc.evals.items import Item
+from slc.evals.parsing import parse_option_letter, parse_yes_no
+from slc.evals.plots import Bar, bar_chart
+from slc.evals.runner import ResultRow, items_with_variants
+from slc.evals.scoring import BREAKDOWN_COLUMN, COLUMNS, Column, column, item_counts
 
-PRIMARY = {"choice": "accuracy", "recognition": "weighted", "open_vqa": "char_bleu", "caption": "f1"}
+DIMENSIONS = ("group", "kind")
 
 
-class SummaryRow(BaseModel):
-    benchmark: str
-    mode: str
-    variant: str
-    task: str
+class Breakdown(BaseModel):
+    """One subset's score: ``dimension`` (group / kind) = ``value``, on ``column``."""
+
+    dimension: str
+    value: str
     n: int
-    metrics: dict[str, float | None] = Field(default_factory=dict)
-    unparsed: int = 0
-    errors: int = 0
+    column: str
+    estimate: Estimate
+
+
+class ModeScore(BaseModel):
+    """One mode (or expected baseline) on one task of a benchmark."""
+
+    benchmark: str
+    task: str
+    mode: str
     baseline: bool = False
+    n: int = Field(description="Items scored (file-order variant).")
+    columns: dict[str, Estimate] = Field(default_factory=dict)
+    unparsed: int = 0
+    unparsed_shuffled: int = 0
+    errors: int = 0
     calls_per_item: float = 0.0
     small_calls_per_item: float = 0.0
     tokens_per_item: float = 0.0
     cache_hits: int = 0
     wall_s_per_item: float = 0.0
-
-    @property
-    def primary(self) -> float | None:
-        return self.metrics.get(PRIMARY.get(self.task, ""))
+    fingerprints: list[str] = Field(default_factory=list)
+    breakdown: list[Breakdown] = Field(default_factory=list)
 
 
-def _score(task: str, items: Sequence[Item], replies: Sequence[str | None]) -> tuple[dict[str, float | None], int]:
-    if task == "choice":
-        parsed = [score_reply(it, r)[0] for it, r in zip(items, replies)]
-        s = choice_accuracy(parsed, [it.answer for it in items])  # type: ignore[union-attr]
-        return {"accuracy": s.accuracy}, s.unparsed
-    if task == "recognition":
-        parsed = [score_reply(it, r)[0] for it, r in zip(items, replies)]
-        s = recognition_scores(parsed, [it.expected for it in items])  # type: ignore[union-attr]
-        return {"weighted": s.weighted, "positive": s.positive, "negative": s.negative, "accuracy": s.accuracy}, s.unparsed
-    if task == "open_vqa":
-        scores = [score_reply(it, r)[2] or 0.0 for it, r in zip(items, replies)]
-        return {"char_bleu": sum(scores) / len(scores) if scores else None}, 0
-    if task == "caption":
-        caps = [r or "" for r in replies]
-        s = caption_scores(caps, items)  # type: ignore[arg-type]
-        return {"f1": s.f1, "recall": s.recall, "precision": s.precision,
-                "mc_recall": mc_caption_recall(caps, items)}, 0  # type: ignore[arg-type]
-    raise ValueError(task)
+Pairs = list[tuple[Item, str | None]]  # (item as asked, reply or None for an error)
+
+
+def _unparsed(pairs: Pairs) -> int:
+    n = 0
+    for it, reply in pairs:
+        if reply is None:
+            continue
+        if it.task == "choice" and parse_option_letter(reply, it.options) is None:  # type: ignore[attr-defined]
+            n += 1
+        elif it.task == "recognition" and parse_yes_no(reply) is None:
+            n += 1
+    return n
+
+
+class _Scorer:
+    """Counts and clusters of one mode's (or baseline's) answers, per variant; estimates on any subset."""
+
+    def __init__(self, by_variant: dict[str, tuple[np.ndarray, list[Item]]], n_boot: int, seed: int,
+                 sample: bool) -> None:
+        self.by_variant, self.n_boot, self.seed, self.sample = by_variant, n_boot, seed, sample
+
+    def estimate(self, col: Column, keep: tuple[str, str] | None = None) -> tuple[Estimate, int]:
+        counts, items = self.by_variant.get(col.variant, (np.zeros((0, 1)), []))
+        if keep is not None:
+            mask = np.array([getattr(it, keep[0]) == keep[1] for it in items], dtype=bool)
+            counts, items = counts[mask] if len(items) else counts, [it for it, m in zip(items, mask) if m]
+        if not items:
+            return Estimate(value=None), 0
+        if not self.sample:  # an expectation: exact, no interval
+            v = float(col.fn(counts.sum(axis=0)))
+            return Estimate(value=v if np.isfinite(v) else None), len(items)
+        return bootstrap_ci(counts, [it.cluster_key for it in items], col.fn, n_boot=self.n_boot,
+                            seed=self.seed), len(items)
+
+    def score(self, benchmark: str, task: str, mode: str, universe: Sequence[Item], **extra) -> ModeScore:
+        s = ModeScore(benchmark=benchmark, task=task, mode=mode, n=len(self.by_variant.get("original", ([], []))[1]),
+                      **extra)
+        for col in COLUMNS[task]:
+            s.columns[col.key] = self.estimate(col)[0]
+        for dim in DIMENSIONS:
+            values = sorted({getattr(it, dim) for it in universe if getattr(it, dim)})
+            key = BREAKDOWN_COLUMN.get((task, dim))
+            if len(values) < 2 or key is None:
+                continue
+            col = column(task, key)
+            if col.variant not in self.by_variant:
+                col = next(c for c in COLUMNS[task] if c.variant == "original")
+            for value in values:
+                est, n = self.estimate(col, (dim, value))
+                s.breakdown.append(Breakdown(dimension=dim, value=value, n=n, column=col.key, estimate=est))
+        return s
 
 
 def summarize(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], shuffled: bool = True,
-              seed: int = 0) -> list[SummaryRow]:
-    """One row per (mode, variant, task) of the results, then the trivial baselines on the same items."""
-    by_id = {it.id: (v, it) for v, it in items_with_variants(items, shuffled, seed)}
-    groups: dict[tuple[str, str, str], list[tuple[Item, ResultRow]]] = defaultdict(list)
+              seed: int = 0, n_boot: int = DEFAULT_RESAMPLES) -> list[ModeScore]:
+    """One score per (task, mode) of the rows on ``items``, then each task's expected baselines on ``items``."""
+    variants = items_with_variants(items, shuffled, seed)
+    by_id = {it.id: (v, it) for v, it in variants}
+    grouped: dict[tuple[str, str], dict[str, Pairs]] = defaultdict(lambda: defaultdict(list))
+    costs: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
     for r in rows:
         if r.item_id in by_id:
             variant, it = by_id[r.item_id]
-            groups[(r.mode, variant, it.task)].append((it, r))
-    out: list[SummaryRow] = []
-    for (mode, variant, task), pairs in sorted(groups.items()):
-        its = [it for it, _ in pairs]
-        replies = [r.reply if r.error is None else None for _, r in pairs]
-        metrics, unparsed = _score(task, its, replies)
-        n = len(pairs)
-        out.append(SummaryRow(
-            benchmark=benchmark, mode=mode, variant=variant, task=task, n=n, metrics=metrics,
-            unparsed=unparsed - sum(1 for _, r in pairs if r.error), errors=sum(1 for _, r in pairs if r.error),
-            calls_per_item=sum(r.usage.model_calls for _, r in pairs) / n,
-            small_calls_per_item=sum(r.usage.small_vlm_calls for _, r in pairs) / n,
-            tokens_per_item=sum(r.usage.input_tokens + r.usage.output_tokens for _, r in pairs) / n,
-            cache_hits=sum(r.usage.cache_hits for _, r in pairs),
-            wall_s_per_item=sum(r.usage.wall_s for _, r in pairs) / n,
-        ))
-    scored = {(v, it.id): (v, it) for (_, v, _), pairs in groups.items() for it, _ in pairs}
-    base_groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
-    for (v, _), (_, it) in sorted(scored.items()):
-        base_groups[(v, it.task)].append(it)
-    for (variant, task), its in sorted(base_groups.items()):
+            grouped[(it.task, r.mode)][variant].append((it, r.reply if r.error is None else None))
+            costs[(it.task, r.mode)].append(r)
+    out: list[ModeScore] = []
+    for (task, mode), per_variant in sorted(grouped.items()):
+        scorer = _Scorer({v: (np.array([item_counts(it, reply) for it, reply in pairs]), [it for it, _ in pairs])
+                          for v, pairs in per_variant.items()}, n_boot, seed, sample=True)
+        rs = costs[(task, mode)]
+        n = len(rs)
+        out.append(scorer.score(
+            benchmark, task, mode, [it for it in items if it.task == task],
+            unparsed=_unparsed(per_variant.get("original", [])), unparsed_shuffled=_unparsed(per_variant.get("shuffled", [])),
+            errors=sum(1 for r in rs if r.error), calls_per_item=sum(r.usage.model_calls for r in rs) / n,
+            small_calls_per_item=sum(r.usage.small_vlm_calls for r in rs) / n,
+            tokens_per_item=sum(r.usage.input_tokens + r.usage.output_tokens for r in rs) / n,
+            cache_hits=sum(r.usage.cache_hits for r in rs), wall_s_per_item=sum(r.usage.wall_s for r in rs) / n,
+            fingerprints=sorted({r.fingerprint for r in rs if r.fingerprint})))
+    for task in sorted({it.task for it in items}):
+        universe = [(v, it) for v, it in variants if it.task == task]
         for name in BASELINES_FOR_TASK.get(task, ()):
-            metrics, unparsed = _score(task, its, [trivial_reply(name, it, seed) for it in its])
-            out.append(SummaryRow(benchmark=benchmark, mode=f"baseline:{name}", variant=variant, task=task,
-                                  n=len(its), metrics=metrics, unparsed=unparsed, baseline=True))
+            by_variant: dict[str, tuple[np.ndarray, list[Item]]] = {}
+            for variant in ("original", "shuffled"):
+                its = [it for v, it in universe if v == variant]
+                if its:
+                    by_variant[variant] = (np.array([expected_counts(name, it) for it in its]), its)
+            scorer = _Scorer(by_variant, n_boot, seed, sample=False)
+            out.append(scorer.score(benchmark, task, f"{name} (expected)", [it for v, it in universe
+                                                                           if v == "original"], baseline=True))
     return out
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
+# ----------------------------------------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------------------------------------
+def _cluster_noun(items: Sequence[Item]) -> str:
+    return "scenarios" if any(it.cluster for it in items) else "concepts"
 
 
-def markdown_table(rows: Sequence[SummaryRow]) -> str:
-    """A markdown table; baseline rows are marked and listed after the modes of the same task."""
-    metric_names: list[str] = []
-    for r in rows:
-        for k in r.metrics:
-            if k not in metric_names:
-                metric_names.append(k)
-    head = ["mode", "variant", "n", *metric_names, "unparsed", "errors", "calls/item", "small calls/item",
-            "tokens/item", "cache hits", "s/item"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sorted(rows, key=lambda r: (r.task, r.baseline, r.variant, r.mode)):
-        cells = [r.mode, r.variant, str(r.n), *[_fmt(r.metrics.get(k)) for k in metric_names], str(r.unparsed),
-                 str(r.errors)]
-        cells += ["-"] * 5 if r.baseline else [f"{r.calls_per_item:.2f}", f"{r.small_calls_per_item:.2f}",
-                                              f"{r.tokens_per_item:.1f}",
-                                              str(r.cache_hits), f"{r.wall_s_per_item:.4f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def markdown_tables(scores: Sequence[ModeScore], items: Sequence[Item], n_boot: int = DEFAULT_RESAMPLES) -> str:
+    """Per task: the main table (modes, then expected baselines) and one table per breakdown."""
+    parts: list[str] = []
+    for task in sorted({s.task for s in scores}):
+        mine = sorted((s for s in scores if s.task == task), key=lambda s: (s.baseline, s.mode))
+        task_items = [it for it in items if it.task == task]
+        clusters = len({it.cluster_key for it in task_items})
+        parts.append(f"### {task}: {len(task_items)} items; 95% CIs: bootstrap over {clusters} "
+                     f"{_cluster_noun(task_items)} ({n_boot} resamples)")
+        cols = COLUMNS[task]
+        has_shuffled = any("accuracy_shuffled" in s.columns and s.columns["accuracy_shuffled"].value is not None
+                           for s in mine)
+        cols = [c for c in cols if c.variant == "original" or has_shuffled]
+        head = ["mode", "n", *[c.label for c in cols], "unparsed", "errors", "calls/item", "small calls/item",
+                "tokens/item", "cache hits", "s/item", "fingerprint"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in mine:
+            cells = [s.mode, str(s.n), *[s.columns[c.key].text() if c.key in s.columns else "-" for c in cols]]
+            if s.baseline:
+                cells += ["-"] * 8
+            else:
+                unparsed = str(s.unparsed) + (f" / {s.unparsed_shuffled}" if has_shuffled else "")
+                cells += [unparsed if task in ("choice", "recognition") else "-", str(s.errors),
+                          f"{s.calls_per_item:.2f}", f"{s.small_calls_per_item:.2f}", f"{s.tokens_per_item:.1f}",
+                          str(s.cache_hits), f"{s.wall_s_per_item:.4f}", ", ".join(s.fingerprints) or "-"]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+        for dim in DIMENSIONS:
+            subsets = [b for s in mine for b in s.breakdown if b.dimension == dim]
+            if not subsets:
+                continue
+            values = list(dict.fromkeys(b.value for b in subsets))
+            col = column(task, subsets[0].column)
+            sizes = {b.value: b.n for b in subsets if b.n}
+            head = ["mode", *[f"{v} (n={sizes.get(v, 0)})" for v in values]]
+            lines = [f"#### by {dim}: {col.label}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for s in mine:
+                cell = {b.value: b.estimate.text() for b in s.breakdown if b.dimension == dim}
+                lines.append("| " + " | ".join([s.mode, *[cell.get(v, "-") for v in values]]) + " |")
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
-def bar_chart(rows: Sequence[SummaryRow], path: Path, title: str) -> Path:
-    """Horizontal bars of each row's primary metric (0..1); baselines grey, modes blue. Drawn with Pillow."""
-    from PIL import Image, ImageDraw, ImageFont
+# ----------------------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------------------
+def _bars(scores: Sequence[ModeScore]) -> list[Bar]:
+    bars = []
+    for s in sorted(scores, key=lambda s: (s.task, s.baseline, s.mode)):
+        for shade, col in enumerate(COLUMNS[s.task][:2]):
+            est = s.columns.get(col.key)
+            if est is not None and est.value is not None:
+                bars.append(Bar(f"{s.mode}: {col.label}", est, s.baseline, shade))
+    return bars
 
-    entries = [(f"{r.mode} ({r.variant}, {PRIMARY.get(r.task, '?')})", r.primary, r.baseline) for r in
-               sorted(rows, key=lambda r: (r.task, r.baseline, r.variant, r.mode))]
-    font = ImageFont.load_default()
-    label_w, bar_w, row_h, top = 340, 420, 22, 40
-    img = Image.new("RGB", (label_w + bar_w + 80, top + row_h * max(1, len(entries)) + 30), "white")
-    d = ImageDraw.Draw(img)
-    d.text((10, 10), title, fill="black", font=font)
-    for i, (label, value, is_base) in enumerate(entries):
-        y = top + i * row_h
-        d.text((10, y + 4), label[:56], fill="black", font=font)
-        if value is not None:
-            w = int(bar_w * max(0.0, min(1.0, value)))
-            d.rectangle([label_w, y + 3, label_w + w, y + row_h - 3], fill=(170, 170, 170) if is_base else (60, 110, 200))
-        d.text((label_w + bar_w + 8, y + 4), _fmt(value), fill="black", font=font)
-    for frac in (0.0, 0.5, 1.0):
-        x = label_w + int(bar_w * frac)
-        d.line([x, top - 4, x, top + row_h * len(entries)], fill=(220, 90, 90) if frac == 0.5 else (200, 200, 200))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+
+def _breakdown_bars(scores: Sequence[ModeScore], dim: str) -> list[Bar]:
+    return [Bar(f"{s.mode}: {b.value} (n={b.n})", b.estimate, s.baseline, i % 2)
+            for s in sorted(scores, key=lambda s: (s.task, s.baseline, s.mode))
+            for i, b in enumerate(b for b in s.breakdown if b.dimension == dim)]
 
 
 def write_report(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], out_dir: Path,
-                 shuffled: bool = True, seed: int = 0, header: str = "") -> tuple[list[SummaryRow], str]:
-    """summary.md, summary.json and summary.png under ``out_dir/<benchmark>/``; returns (rows, markdown)."""
-    summary = summarize(benchmark, items, rows, shuffled=shuffled, seed=seed)
-    table = markdown_table(summary)
+                 shuffled: bool = True, seed: int = 0, header: str = "",
+                 n_boot: int = DEFAULT_RESAMPLES) -> tuple[list[ModeScore], str]:
+    """summary.md, summary.json, summary.png (+ breakdown-<dim>.png) under ``out_dir/<benchmark>/``; returns
+    (scores, the markdown tables)."""
+    scores = summarize(benchmark, items, rows, shuffled=shuffled, seed=seed, n_boot=n_boot)
+    tables = markdown_tables(scores, items, n_boot=n_boot)
     folder = Path(out_dir) / benchmark
     folder.mkdir(parents=True, exist_ok=True)
-    text = f"# {benchmark}\n\n{header}\n\n{table}\n" if header else f"# {benchmark}\n\n{table}\n"
+    text = f"# {benchmark}\n\n{header}\n\n{tables}\n" if header else f"# {benchmark}\n\n{tables}\n"
     (folder / "summary.md").write_text(text, encoding="utf-8")
     (folder / "summary.json").write_text(
-        "[\n" + ",\n".join(r.model_dump_json() for r in summary) + "\n]\n", encoding="utf-8")
-    bar_chart(summary, folder / "summary.png", title=f"{benchmark}: primary metric per mode")
-    return summary, table
+        "[\n" + ",\n".join(s.model_dump_json() for s in scores) + "\n]\n", encoding="utf-8")
+    bar_chart(_bars(scores), folder / "summary.png", title=f"{benchmark}: scores with 95% CIs (grey: expected baselines)")
+    for dim in DIMENSIONS:
+        bars = _breakdown_bars(scores, dim)
+        if bars:
+            bar_chart(bars, folder / f"breakdown-{dim}.png", title=f"{benchmark}: by {dim}, 95% CIs")
+    return scores, tables
 
+
+__all__ = ["Breakdown", "ModeScore", "markdown_tables", "summarize", "write_report"]

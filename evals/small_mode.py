@@ -30,7 +30,9 @@ from slc.agent.concept_prompts import concept_context
 from slc.agent.detection import ConceptQuery
 from slc.agent.images import load_image
 from slc.agent.recognition import single_token_ids
-from slc.evals.datasets import ChoiceItem, Item, RecognitionItem, resolve_image
+from slc.evals.fingerprint import Config, describe_small_vlm, memory_digest
+from slc.evals.items import ChoiceItem, Item, RecognitionItem
+from slc.evals.paths import resolve_image
 from slc.evals.predictors import Prediction, instrument_small_vlm, measure, render_prompt
 from slc.memory.queries import concept_query
 
@@ -66,6 +68,10 @@ class SmallVLMPredictor:
         self.memory = memory
         self.root = Path(root) if root is not None else None
         self.name = name
+
+    def describe(self) -> Config:
+        return {"mode": "small", "small": describe_small_vlm(self.vlm), "memory": memory_digest(self.memory),
+                "prompts": {"eval": prompts.EVAL_PROMPT_VERSION}}
 
     # -- what the small model is told ------------------------------------------------------------------
     def query(self, name: str) -> ConceptQuery:

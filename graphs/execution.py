@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.runtime import Runtime, get_runtime
 
 from slc.agent.large_vlm import acall_large_vlm, call_large_vlm
-from slc.graphs.context import Context
+from slc.graphs.context import Context, RunOptions
 from slc.graphs.services import ServiceFactory, default_services
 from slc.graphs.state import State
 
@@ -98,11 +98,18 @@ class GraphNode(Runnable[State, dict[str, Any]]):
         self.body = body
         self.services = services  # None: the process-wide default_services(), looked up when the node runs
 
+    def _services(self, runtime: Runtime[Context]) -> ServiceFactory:
+        """The run's tenant's view of the services: a node reaches no other tenant's memory or photos."""
+        services = self.services or default_services()
+        return services.for_tenant(RunOptions.resolve(runtime.context, services.settings).tenant)
+
     def invoke(self, input: State, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
-        return run_inline(self.body(input, get_runtime(Context), self.services or default_services(), _INLINE))
+        runtime = get_runtime(Context)
+        return run_inline(self.body(input, runtime, self._services(runtime), _INLINE))
 
     async def ainvoke(self, input: State, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
-        return await self.body(input, get_runtime(Context), self.services or default_services(), _ASYNC)
+        runtime = get_runtime(Context)
+        return await self.body(input, runtime, self._services(runtime), _ASYNC)
 
 
 __all__ = ["AsyncCalls", "Calls", "GraphNode", "InlineCalls", "NodeBody", "run_inline"]

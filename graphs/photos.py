@@ -1,20 +1,28 @@
 """A turn's query photo: what a caller may send as the graph's ``image``, and how it becomes a stored sha256.
 
-Why in the graph (the recall node), not in the caller: LangGraph Server, Studio and in-process callers all
-send the same input, so the graph itself validates the photo (the project's ``load_image`` rules, through
-the query-photo :class:`~slc.memory.images.ImageStore`) and keeps only its content hash in state; a bad
-photo raises InvalidImageError out of ``invoke``. The input may be the sha256 of a stored photo, a path,
-or a ``data:image/...;base64,`` URL (what :func:`photo_input` makes of bytes and PIL images in-process).
+Why at the graph's entry: LangGraph Server, Studio, the tools and in-process callers all send the same
+input, so the graph itself takes the photo in (:func:`admit_photo`, called by
+:class:`~slc.graphs.guard.GuardedGraph` before the first node): it is validated by the project's
+``load_image`` rules, stored in the query-photo :class:`~slc.memory.images.ImageStore` OF THE RUN'S TENANT,
+and from then on only its content hash exists in input, state, checkpoints and traces. A bad photo raises
+InvalidImageError out of ``invoke`` before any run is traced. What a caller may send:
+
+- the sha256 of a photo stored for the same tenant (another tenant's hash is "no stored photo");
+- a ``data:image/...;base64,`` URL (what a remote client sends);
+- a path as a string (a served graph's input, a tool's argument): read only under the allowed roots,
+  :func:`slc.graphs.paths.allowed_path`;
+- in-process only, a :class:`pathlib.Path`, bytes or a PIL image: the caller's own photo
+  (:func:`photo_input` makes a string path from ``ask``/``run_turn`` such a Path).
 
 A turn needs the same photo in three nodes (decoded, and twice as a data URL for the large VLM); content
-addressing makes caching them by hash always correct.
+addressing makes caching them by hash always correct, and the cache keys name the store, so one tenant's
+cached photo is never another's.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import threading
 from collections import OrderedDict
@@ -26,6 +34,8 @@ from PIL import Image
 from slc.agent.errors import InvalidImageError
 from slc.agent.images import ImageSource
 from slc.agent.large_vlm import image_part
+from slc.agent.settings import Settings
+from slc.graphs.paths import allowed_path
 from slc.memory.images import ImageStore
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -36,24 +46,17 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _IMAGES: OrderedDict[tuple[str, str], Image.Image] = OrderedDict()
-_PARTS: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+_PARTS: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def photo_input(image: ImageSource | None) -> str | None:
-    """The graph's ``image`` input for a caller's photo: a path or sha256 as is, bytes and PIL images as a
-    PNG/original-bytes data URL (the graph stores it; only the hash stays in state)."""
-    if image is None or isinstance(image, str):
-        return image
-    if isinstance(image, Path):
-        return str(image)
-    if isinstance(image, Image.Image):
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        data, mime = buf.getvalue(), "png"
-    else:
-        data, mime = bytes(image), "octet-stream"  # any format: the graph reads it as load_image would
-    return f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
+def photo_input(image: ImageSource | None) -> ImageSource | None:
+    """The graph's ``image`` input for a photo of the in-process caller (``ask``, ``run_turn``, the CLI): a
+    stored sha256 or a data URL as is; any other string is a path of the caller's own, given to the graph
+    as a :class:`pathlib.Path` (which only in-process callers can send)."""
+    if isinstance(image, str) and not (_SHA_RE.match(image) or image.startswith("data:")):
+        return Path(image)
+    return image
 
 
 def _data_url_bytes(url: str) -> bytes:
@@ -66,11 +69,27 @@ def _data_url_bytes(url: str) -> bytes:
 
 
 def store_photo(store: ImageStore, ref: str) -> str:
-    """The sha256 of the photo ``ref`` names, storing it first unless it is already a stored digest."""
-    if _SHA_RE.match(ref) and store.exists(ref):
+    """The sha256 of the photo ``ref`` names in ``store``: a stored digest, or a data URL stored now.
+
+    The graph's entry (:func:`admit_photo`) has already turned any other input into a stored digest."""
+    if _SHA_RE.match(ref):
+        if not store.exists(ref):
+            raise InvalidImageError(
+                f"There is no stored photo {ref[:12]}... for this user: send the photo itself (a data URL) or its path")
         return ref
-    source: ImageSource = _data_url_bytes(ref) if ref.startswith("data:") else Path(ref)
-    return store.put(source).sha256  # InvalidImageError naming the file and the reason
+    if ref.startswith("data:"):
+        return store.put(_data_url_bytes(ref)).sha256
+    raise InvalidImageError("Invalid image input: give a stored photo's sha256 or a data:image/...;base64 URL")
+
+
+def admit_photo(store: ImageStore, image: ImageSource, settings: Settings) -> str:
+    """Store the photo a run was given (see the module docstring for what may be given) and return its sha256;
+    a photo used again is touched, so the store's retention counts from its last use."""
+    if isinstance(image, str) and not (_SHA_RE.match(image) or image.startswith("data:")):
+        image = allowed_path(image, settings)  # PathNotAllowedError: a path from a tool or a client
+    sha = store_photo(store, image) if isinstance(image, str) else store.put(image).sha256
+    store.touch(sha)
+    return sha
 
 
 def _remember(cache: OrderedDict[K, V], key: K, value: V) -> V:
@@ -89,10 +108,20 @@ def open_photo(store: ImageStore, sha: str) -> Image.Image:
     return img if img is not None else _remember(_IMAGES, key, store.open(sha))
 
 
+def forget_photos(store: ImageStore) -> None:
+    """Drop this process's cached copies of ``store``'s photos (after the store is erased)."""
+    root = str(store.root)
+    with _CACHE_LOCK:
+        for cache in (_IMAGES, _PARTS):
+            for key in [k for k in cache if k[0] == root]:
+                del cache[key]
+
+
 def photo_part(store: ImageStore, sha: str, max_side: int) -> dict[str, Any]:
     """The photo as an ``image_url`` content part for the large VLM (a fresh dict: callers may mutate it)."""
-    part = _PARTS.get((sha, max_side)) or _remember(_PARTS, (sha, max_side), image_part(open_photo(store, sha), max_side))
+    key = (str(store.root), sha, max_side)
+    part = _PARTS.get(key) or _remember(_PARTS, key, image_part(open_photo(store, sha), max_side))
     return {"type": part["type"], "image_url": dict(part["image_url"])}
 
 
-__all__ = ["open_photo", "photo_input", "photo_part", "store_photo"]
+__all__ = ["admit_photo", "forget_photos", "open_photo", "photo_input", "photo_part", "store_photo"]

@@ -1,10 +1,12 @@
 """The one place the SLC graph's heavy collaborators are built from settings: :class:`ServiceFactory`.
 
 Why one factory: the graph's nodes, the LangChain tools, the eval modes, the CLI and the demo all need the
-same four things (a tenant's concept memory, the small VLM, the large VLM, the store of query photos) built
-the same way and failing the same way. Models are built once per factory and shared by every tenant (a
-server answering many users runs one small VLM and talks to one endpoint); concept memory is per tenant,
-every tenant's memory on the factory's one index backend (one Chroma client, not one per tenant). Nothing
+same four things (a tenant's concept memory, the small VLM, the large VLM, a tenant's store of query photos)
+built the same way and failing the same way. Models are built once per factory and shared by every tenant
+(a server answering many users runs one small VLM and talks to one endpoint); concept memory and query
+photos are per tenant, every tenant's memory on the factory's one index backend (one Chroma client, not
+one per tenant). A graph node gets :meth:`ServiceFactory.for_tenant`, the view of ONE tenant: the run's
+tenant is the only one whose memory and photos it can reach. Nothing
 is built before it is asked for, so making a factory, or importing the module-level graph bound to
 :func:`default_services`, loads no model and opens no store. Tests and callers inject ready instances.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
     from slc.memory.images import ImageStore
     from slc.memory.index import IndexBackend
     from slc.memory.store import ConceptMemory
+
+
+#: How often a process sweeps a tenant's expired query photos (besides when it first opens the store).
+_SWEEP_EVERY_S = 3600.0
 
 
 def check_endpoint(base_url: str, timeout_s: float = 5.0) -> None:
@@ -46,11 +53,12 @@ def check_endpoint(base_url: str, timeout_s: float = 5.0) -> None:
 
 
 class ServiceFactory:
-    """Concept memory per tenant, the small VLM, the large VLM and the query-photo store, from settings.
+    """Concept memory and query photos per tenant, the small VLM and the large VLM, from settings.
 
     ``settings``: default :func:`get_settings`, read on first use. ``memory``, ``small_vlm``, ``large_vlm``,
-    ``image_store``: ready instances to use instead of building them (an injected ``memory`` serves every
-    tenant: the caller chose it). Thread-safe: each service is built once, whichever thread asks first.
+    ``image_store``: ready instances to use instead of building them (an injected ``memory`` or
+    ``image_store`` serves every tenant: the caller chose it). Thread-safe: each service is built once,
+    whichever thread asks first.
     """
 
     def __init__(
@@ -68,6 +76,8 @@ class ServiceFactory:
         self._large_vlm = large_vlm
         self._image_store = image_store
         self._memories: dict[str, ConceptMemory] = {}
+        self._image_stores: dict[str, ImageStore] = {}
+        self._swept: dict[str, float] = {}  # tenant -> time.time() of this process's last retention sweep
         self._backend: IndexBackend | None = None
         # one lock per service: loading the small VLM must not hold up opening a tenant's memory
         self._locks = {name: threading.Lock() for name in ("memory", "small_vlm", "large_vlm", "image_store")}
@@ -118,14 +128,29 @@ class ServiceFactory:
                 self._large_vlm = model
             return self._large_vlm
 
-    def image_store(self) -> ImageStore:
-        """The store of query photos: content-addressed, beside (not inside) memory's reference images."""
-        with self._locks["image_store"]:
-            if self._image_store is None:
-                from slc.memory.images import ImageStore
-
-                self._image_store = ImageStore(self.settings.data_dir / "query-images")
+    def image_store(self, tenant: str | None = None) -> ImageStore:
+        """``tenant``'s store of query photos (default ``settings.tenant``): content-addressed, in its own folder
+        under ``settings.query_images_dir``. Photos older than ``settings.privacy.query_photo_retention_days``
+        (since their last use) are deleted when a process first opens the store, and hourly after that."""
+        if self._image_store is not None:
             return self._image_store
+        tenant = tenant or self.settings.tenant
+        with self._locks["image_store"]:
+            if tenant not in self._image_stores:
+                from slc.memory.images import ImageStore
+                from slc.memory.names import tenant_key
+
+                self._image_stores[tenant] = ImageStore(self.settings.query_images_dir / tenant_key(tenant))
+            store = self._image_stores[tenant]
+            now = time.time()
+            if now - self._swept.get(tenant, 0.0) >= _SWEEP_EVERY_S:
+                self._swept[tenant] = now
+                store.delete_older_than(now - self.settings.privacy.query_photo_retention_days * 86400)
+            return store
+
+    def for_tenant(self, tenant: str) -> ServiceFactory:
+        """This factory as one tenant's run sees it (see :class:`TenantServices`)."""
+        return TenantServices(self, tenant)
 
     def check(self, *, large: bool = True) -> None:
         """Fail now rather than mid-turn: the configured small model must be loadable (ModelNotFoundError),
@@ -148,10 +173,49 @@ class ServiceFactory:
                 self._backend = None
 
 
+class TenantServices(ServiceFactory):
+    """One tenant's view of a :class:`ServiceFactory`: the shared models, and that tenant's memory and query
+    photos only. Why: the graph's nodes get this for their run's tenant, so no node can reach another
+    tenant's concepts or photos, whatever it is given. It owns nothing: closing it closes nothing."""
+
+    def __init__(self, factory: ServiceFactory, tenant: str) -> None:  # noqa: D107 - no ServiceFactory state
+        self._factory = factory
+        self.tenant = tenant
+
+    @property
+    def settings(self) -> Settings:
+        return self._factory.settings
+
+    def memory(self, tenant: str | None = None) -> ConceptMemory:
+        if tenant not in (None, self.tenant):
+            raise PermissionError(f"a run of tenant {self.tenant!r} cannot open the memory of another tenant")
+        return self._factory.memory(self.tenant)
+
+    def small_vlm(self) -> SmallVLM:
+        return self._factory.small_vlm()
+
+    def large_vlm(self) -> BaseChatModel:
+        return self._factory.large_vlm()
+
+    def image_store(self, tenant: str | None = None) -> ImageStore:
+        if tenant not in (None, self.tenant):
+            raise PermissionError(f"a run of tenant {self.tenant!r} cannot open the photos of another tenant")
+        return self._factory.image_store(self.tenant)
+
+    def for_tenant(self, tenant: str) -> ServiceFactory:
+        return self._factory.for_tenant(tenant)
+
+    def check(self, *, large: bool = True) -> None:
+        self._factory.check(large=large)
+
+    def close(self) -> None:
+        pass
+
+
 @functools.cache
 def default_services() -> ServiceFactory:
     """The process-wide factory over :func:`get_settings` that the module-level ``graph`` runs on."""
     return ServiceFactory()
 
 
-__all__ = ["ServiceFactory", "check_endpoint", "default_services"]
+__all__ = ["ServiceFactory", "TenantServices", "check_endpoint", "default_services"]

@@ -2,8 +2,10 @@
 
 Why here: SQLite under the data dir is the default (one file, nothing to run); Postgres is for many
 users/processes (``settings.sessions_url``) and is only imported when configured, so the optional
-``postgres`` extra is not needed otherwise. A turn's photo is stored by content hash in the query-photo
-store by the graph's recall node; checkpoints only ever hold the hash.
+``postgres`` extra is not needed otherwise. A turn's photo is stored by content hash in the tenant's
+query-photo store when the graph admits the run; checkpoints only ever hold the hash. A thread belongs
+to the tenant that started it and runs one turn at a time (:mod:`slc.graphs.threads`, enforced by the
+graph itself, :class:`~slc.graphs.guard.GuardedGraph`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph.state import CompiledStateGraph
 
 from slc.agent.images import ImageSource
 from slc.agent.settings import Settings, get_settings
-from slc.graphs.context import Context
+from slc.graphs.context import Context, RunOptions
 from slc.graphs.photos import photo_input
 from slc.graphs.services import ServiceFactory
 from slc.graphs.slc import compile_graph
 from slc.graphs.state import Answer, FinalDetection, Verdict
+from slc.graphs.threads import check_owner, thread_owner
 from slc.graphs.tracing import run_config
 
 #: Our own types that may be revived from checkpoints (LangGraph warns about, or in strict mode refuses,
@@ -141,8 +144,20 @@ class TurnResult:
 
 
 def turn_input(question: str, image: ImageSource | None) -> dict[str, Any]:
-    """The graph input of one turn (a photo given as bytes or a PIL image travels as a data URL)."""
+    """The graph input of one turn of the in-process caller (a path names the caller's own photo)."""
     return {"question": question, "image": photo_input(image)}
+
+
+def thread_history(
+    graph: CompiledStateGraph, thread_id: str, *, context: Context | None = None, settings: Settings | None = None
+) -> list[BaseMessage]:
+    """The messages of a session, for the tenant that owns it (ThreadAccessError for any other tenant).
+
+    ``settings``: those of the graph's service factory (default :func:`get_settings`)."""
+    tenant = RunOptions.resolve(context, settings or get_settings()).tenant
+    if isinstance(graph.checkpointer, BaseCheckpointSaver):
+        check_owner(thread_owner(graph.checkpointer, thread_id), thread_id, tenant)
+    return list(graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", []))
 
 
 def turn_result(values: dict[str, Any]) -> TurnResult:
@@ -174,11 +189,12 @@ def ask(
     settings: Settings | None = None,
     durability: str = TURN_DURABILITY,
 ) -> TurnResult:
-    """Run one turn (sync). ``thread_id`` continues a session when the graph has a checkpointer.
+    """Run one turn (sync). ``thread_id`` continues a session when the graph has a checkpointer; a thread of
+    another tenant is refused (ThreadAccessError), and a turn waits for another turn on the same thread
+    (ThreadBusyError after ``settings.turn_wait_s``).
 
-    ``image``: a path, the sha256 of a stored photo, bytes or a PIL image (bytes and PIL images travel in
-    the input as a data URL: under "async" durability the turn's input checkpoint keeps it, so pass a path
-    there). ``settings``: those of the graph's service factory, for the run's trace and metadata (default
+    ``image``: a path of yours, the sha256 of a photo stored for the same tenant, a data URL, bytes or a PIL
+    image. ``settings``: those of the graph's service factory, for the run's trace and metadata (default
     :func:`get_settings`). ``durability``: LangGraph's checkpoint policy (default :data:`TURN_DURABILITY`,
     one checkpoint per turn; "async": after every node, in the background).
     """
@@ -205,4 +221,4 @@ async def aask(
 
 
 __all__ = ["ALLOWED_TYPES", "TURN_DURABILITY", "TurnResult", "aask", "ask", "open_async_checkpointer", "open_checkpointer",
-           "open_graph", "serializer", "turn_input", "turn_result"]
+           "open_graph", "serializer", "thread_history", "turn_input", "turn_result"]

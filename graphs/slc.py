@@ -2,7 +2,9 @@
 
 Text-only questions, and images in which no concept was recalled, go recall -> reason. With
 ``Context(reflect=False)`` personalize goes straight to reason (no verification at all). The nodes are
-bound to a :class:`~slc.graphs.services.ServiceFactory` when the graph is built. The module-level
+bound to a :class:`~slc.graphs.services.ServiceFactory` when the graph is built, and whatever compiles the
+builder gets a :class:`~slc.graphs.guard.GuardedGraph`: tenant, thread, photo and trace rules hold for every
+run, however it is started. The module-level
 ``graph`` (compiled without a checkpointer: LangGraph Server / ``langgraph dev`` bring their own) is what
 langgraph.json points at; it runs on the process-wide :func:`~slc.graphs.services.default_services`, so
 importing this module builds the graph only (no model, no store is opened before a node needs them).
@@ -15,11 +17,11 @@ from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from slc.graphs.context import Context
 from slc.graphs.execution import GraphNode
+from slc.graphs.guard import GuardedGraph
 from slc.graphs.nodes import personalize, reason, recall, reflect
 from slc.graphs.services import ServiceFactory
 from slc.graphs.state import InputState, State
@@ -40,12 +42,23 @@ def route_after_reflect(state: State) -> Literal["personalize", "reason"]:
     return "personalize" if state.pending and not state.degraded else "reason"
 
 
-def build_graph(services: ServiceFactory | None = None) -> StateGraph:
+class SLCBuilder(StateGraph):
+    """The SLC graph's builder: ``compile`` gives a :class:`~slc.graphs.guard.GuardedGraph` on its services."""
+
+    def __init__(self, services: ServiceFactory | None) -> None:
+        super().__init__(State, input_schema=InputState, context_schema=Context)
+        self.services = services
+
+    def compile(self, *args: Any, **kwargs: Any) -> GuardedGraph:  # type: ignore[override]
+        return GuardedGraph.of(super().compile(*args, **kwargs), self.services)
+
+
+def build_graph(services: ServiceFactory | None = None) -> SLCBuilder:
     """The uncompiled builder, its nodes bound to ``services`` (None: the process-wide default factory).
 
     Compile it with your own checkpointer, store, name...
     """
-    builder = StateGraph(State, input_schema=InputState, context_schema=Context)
+    builder = SLCBuilder(services)
     for name, body in (("recall", recall), ("personalize", personalize), ("reflect", reflect), ("reason", reason)):
         builder.add_node(name, GraphNode(name, body, services))
     builder.add_edge(START, "recall")
@@ -58,11 +71,11 @@ def build_graph(services: ServiceFactory | None = None) -> StateGraph:
 
 def compile_graph(
     checkpointer: BaseCheckpointSaver | None = None, *, services: ServiceFactory | None = None, **kwargs: Any
-) -> CompiledStateGraph:
+) -> GuardedGraph:
     """``build_graph(services).compile(name="slc", ...)``."""
     return build_graph(services).compile(checkpointer=checkpointer, name="slc", **kwargs)
 
 
 graph = compile_graph()
 
-__all__ = ["build_graph", "compile_graph", "graph", "route_after_personalize", "route_after_recall", "route_after_reflect"]
+__all__ = ["SLCBuilder", "build_graph", "compile_graph", "graph", "route_after_personalize", "route_after_recall", "route_after_reflect"]

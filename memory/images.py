@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,32 @@ class ImageStore:
             except FileNotFoundError:
                 pass
         return removed
+
+    def touch(self, sha256: str) -> None:
+        """Mark the image as used now: a store with a retention period keeps it that long from this use."""
+        os.utime(self.path(sha256))
+
+    def delete_older_than(self, cutoff: float) -> int:
+        """Delete every image last written or touched before ``cutoff`` (a ``time.time()``); returns how many.
+        Why by file time: a store of query photos keeps no records, the file is the whole of a photo."""
+        n = 0
+        for sha in list(self):
+            path = self.path(sha)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    n += 1
+            except FileNotFoundError:  # removed meanwhile by another process
+                pass
+        return n
+
+    def purge(self) -> int:
+        """Erase the whole store: every image, temp files, the folder itself; returns how many images."""
+        n = sum(int(self.delete(sha)) for sha in list(self))
+        self.clean_temp_files()
+        if self.root.is_dir():
+            shutil.rmtree(self.root, ignore_errors=True)
+        return n
 
     def __iter__(self) -> Iterator[str]:
         """Digests of all stored images (for garbage collection)."""

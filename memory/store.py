@@ -417,6 +417,21 @@ class ConceptMemory:
                 self._concepts.delete([concept.id])  # commit: from here on the concept is gone
                 self._reconcile(record_ids, shas)
 
+    def purge(self) -> int:
+        """Erase this tenant's whole memory: every concept, image record, embedding and reference image file.
+
+        Returns how many concepts it held. All-or-nothing like every write: the concept records go first
+        (from then on no concept is visible), and a crash after that is finished by the journal's replay."""
+        with self._lock:
+            concepts = self._concepts.get(metadata=False)
+            images = self._imgs.get()
+            record_ids = [r.id for r in images]
+            with self._journal.entry(record_ids, sorted({str(r.metadata["sha256"]) for r in images})):
+                self._concepts.delete([r.id for r in concepts])  # commit
+                self._imgs.delete(record_ids)
+                self.images.purge()
+        return len(concepts)
+
     # -- reading -----------------------------------------------------------------------------------------
     def get(self, name_or_id: str) -> Concept:
         """The concept by name (``bo`` / ``<bo>``, any case) or id; UnknownConceptError with suggestions."""

@@ -3,8 +3,13 @@
 Why one tool and not four: a host agent should not orchestrate recall/detect/verify/answer itself; it
 hands over the question and the photo and gets back an answer plus the evidence (as the tool artifact).
 Sessions: pass ``thread_id`` to continue a conversation (the tool's graph has a SQLite checkpointer on
-``settings.sessions_path`` unless you give it another compiled graph). The graph runs on ``services``
-(default: the process-wide factory of :mod:`slc.graphs.services`).
+``settings.sessions_path`` unless you give it another compiled graph); a thread of another tenant is
+refused, and a question without ``thread_id`` keeps no session at all. The graph runs on ``services``
+(default: the process-wide factory of :mod:`slc.graphs.services`) for the context's tenant.
+
+Privacy: the photo path comes from the host agent's model, so it is read only under
+``settings.privacy.photo_roots`` (:func:`slc.graphs.paths.allowed_path`); the graph's runs are traced
+without images or paths even under the host's own LangSmith tracer (:mod:`slc.graphs.tracing`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from pydantic import BaseModel, Field
 
 from slc.agent.errors import SLCError
 from slc.graphs.context import Context
+from slc.graphs.paths import allowed_path
 from slc.graphs.services import ServiceFactory, default_services
 from slc.graphs.sessions import ask, open_graph
+from slc.graphs.slc import compile_graph
 
 TOOL_NAME = "answer_about_photo"
 TOOL_DESCRIPTION = (
@@ -37,21 +44,28 @@ class AnswerArgs(BaseModel):
     thread_id: str | None = Field(default=None, description="Conversation id to continue a session.")
 
 
-class _LazySessionGraph:
-    """The graph with a SQLite checkpointer, opened on first use (constructing the tool opens nothing)."""
+class _LazyGraphs:
+    """The session graph (SQLite checkpointer, opened on first use: constructing the tool opens nothing) and
+    the one-off graph that keeps nothing, for questions without a thread."""
 
-    def __init__(self, services: ServiceFactory) -> None:
+    def __init__(self, services: ServiceFactory, graph: CompiledStateGraph | None) -> None:
         self.services = services
-        self._graph: CompiledStateGraph | None = None
+        self._graph = graph
+        self._one_off: CompiledStateGraph | None = None
         self._lock = threading.Lock()
         self._cm: AbstractContextManager[CompiledStateGraph] | None = None
 
-    def get(self) -> CompiledStateGraph:
+    def get(self, thread_id: str | None) -> CompiledStateGraph:
         with self._lock:
-            if self._graph is None:
-                self._cm = open_graph(services=self.services)
-                self._graph = self._cm.__enter__()
-            return self._graph
+            if thread_id:
+                if self._graph is None:
+                    self._cm = open_graph(services=self.services)
+                    self._graph = self._cm.__enter__()
+                return self._graph
+            if self._one_off is None:  # False: neither a checkpointer of its own nor an enclosing host graph's
+                self._one_off = (self._graph.copy(update={"checkpointer": False}) if self._graph is not None
+                                 else compile_graph(checkpointer=False, services=self.services))
+            return self._one_off
 
 
 def make_answer_tool(
@@ -60,15 +74,17 @@ def make_answer_tool(
     """A StructuredTool running the whole SLC graph; its artifact is the TurnResult as a dict.
 
     ``graph``: a compiled SLC graph (default: one on ``services`` with a SQLite session checkpointer).
+    ``context``: the run's choices, its tenant first (default: settings.tenant).
     """
     services = services or default_services()
-    lazy = _LazySessionGraph(services) if graph is None else None
+    graphs = _LazyGraphs(services, graph)
 
     def run(question: str, image_path: str | None = None, thread_id: str | None = None) -> tuple[str, dict]:
-        g = graph if graph is not None else lazy.get()  # type: ignore[union-attr]
         try:
-            res = ask(g, question, image_path, thread_id=thread_id, context=context, settings=services.settings)
-        except SLCError as exc:  # bad image, unknown setting...: tell the calling agent, don't crash it
+            photo = allowed_path(image_path, services.settings) if image_path else None
+            res = ask(graphs.get(thread_id), question, photo, thread_id=thread_id, context=context,
+                      settings=services.settings)
+        except SLCError as exc:  # bad or forbidden image, another tenant's thread...: tell the agent, don't crash it
             raise ToolException(str(exc)) from exc
         text = res.answer.text
         if res.answer.concepts_used:

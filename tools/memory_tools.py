@@ -4,11 +4,14 @@ Why tools and not just the CLI: a chat agent learns concepts in conversation ("t
 with photos) and must be able to register, look up and delete them itself. Errors (bad name, duplicate,
 unknown concept, unreadable image) come back to the agent as tool errors with the project's message,
 so it can ask the user instead of crashing. Memory is the context's tenant's, from the service factory
-(default: the process-wide one), opened on first use.
+(default: the process-wide one), opened on first use. Photo paths come from the agent's model, so they
+are read only under ``settings.privacy.photo_roots`` (:func:`slc.graphs.paths.allowed_path`): never
+another tenant's stored photo, never an arbitrary file of the machine.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from langchain_core.tools import StructuredTool, ToolException
@@ -16,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from slc.agent.errors import SLCError
 from slc.graphs.context import Context
+from slc.graphs.paths import allowed_path
 from slc.graphs.services import ServiceFactory, default_services
 from slc.memory.store import ConceptMemory
 
@@ -56,15 +60,18 @@ def make_memory_tools(
     def mem() -> ConceptMemory:
         return memory if memory is not None else (services or default_services()).memory(tenant)
 
+    def readable(path: str) -> Path:
+        return allowed_path(path, mem().settings)
+
     def remember(name: str, image_paths: list[str], description: str = "", category: str | None = None) -> str:
-        c = mem().add(name, list(image_paths), description=description, category=category)
+        c = mem().add(name, [readable(p) for p in image_paths], description=description, category=category)
         return f"Remembered <{c.name}> ({c.category or 'no category'}) from {len(c.images)} image(s)."
 
     def recall(query: str | None = None, image_path: str | None = None) -> str:
         if not query and not image_path:
             names = [c.name for c in mem().list()]
             return "Known concepts: " + (", ".join(f"<{n}>" for n in names) if names else "none")
-        hits = mem().recall(text=query, image=image_path)
+        hits = mem().recall(text=query, image=readable(image_path) if image_path else None)
         if not hits:
             return "No known concept matches."
         return "\n".join(

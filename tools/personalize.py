@@ -11,15 +11,15 @@ over a :class:`~slc.memory.ConceptMemory` (:func:`slc.memory.queries.concept_que
 identity, reference image paths, routed adapter); any ``Callable[[str], ConceptQuery]`` that raises
 :class:`~slc.agent.errors.UnknownConceptError` for unknown names works too. Errors the agent can fix (an
 invalid or unknown name, an unreadable image) come back as a ToolException message with suggestions,
-never a trace.
+never a trace. The photo path is an agent's argument, so it is read only under
+``settings.privacy.photo_roots`` (:func:`slc.graphs.paths.allowed_path`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from slc.agent.adapters import AdapterBank
 from slc.agent.detection import ConceptQuery, Detection, DetectionReport
 from slc.agent.errors import AdapterBankError, InvalidConceptNameError, InvalidImageError, UnknownConceptError
+from slc.agent.settings import Settings, get_settings
+from slc.graphs.paths import PathNotAllowedError, allowed_path
 from slc.memory.names import normalize_name
 from slc.memory.queries import concept_query
 
@@ -118,6 +120,8 @@ class PersonalizeTool(BaseTool):
 
     vlm: Any = Field(description="The SmallVLM that runs the detection.")
     resolver: Any = Field(description="Callable[[str], ConceptQuery]; raises UnknownConceptError for unknown names.")
+    settings: Optional[Settings] = Field(
+        default=None, description="Whose privacy.photo_roots confine the photo path (None: get_settings()).")
 
     @classmethod
     def from_memory(
@@ -125,7 +129,7 @@ class PersonalizeTool(BaseTool):
     ) -> "PersonalizeTool":
         """The tool over a concept memory, routing with the VLM's own adapter bank."""
         resolver = MemoryConceptResolver(memory, vlm.bank, with_reference_images=with_reference_images)
-        return cls(vlm=vlm, resolver=resolver, **kwargs)
+        return cls(vlm=vlm, resolver=resolver, **{"settings": memory.settings, **kwargs})
 
     def _resolve(self, names: list[str]) -> list[ConceptQuery]:
         """Queries for ``names`` as users write them (``<Bo>``, ``bo``; repeats once), or one ToolException
@@ -160,8 +164,10 @@ class PersonalizeTool(BaseTool):
         from slc.agent.images import load_image
 
         names = PersonalizeInput(image=image, concepts=concepts).concepts  # also when called without the schema
-        try:
-            photo = load_image(Path(image).expanduser())
+        try:  # the path comes from an agent's model: only under the allowed roots, never slc's own data
+            photo = load_image(allowed_path(image, self.settings or get_settings()))
+        except PathNotAllowedError as exc:
+            raise ToolException(str(exc)) from exc
         except InvalidImageError as exc:
             raise ToolException(f"{exc}. Pass the path of a readable photo (JPEG, PNG, WebP...).") from exc
         queries = self._resolve(names)

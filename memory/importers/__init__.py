@@ -3,7 +3,7 @@
 ``discover(path)`` in each format module returns an :class:`ImportPlan` (nothing written);
 :func:`register` writes it, concept by concept, all-or-nothing each. :func:`import_dataset` does both.
 Formats: ``yollava`` (train/<concept>/*.png), ``rap`` (database.json), ``myvlm`` (<concept>/*.jpg +
-captions.json), ``slc_eval`` (descriptions inside the SLC eval files' system prompts).
+captions.json or captions_augmented.json), ``slc_eval`` (descriptions inside the SLC eval files' system prompts).
 """
 
 from __future__ import annotations

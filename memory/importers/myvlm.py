@@ -1,9 +1,10 @@
-"""MyVLM layout: ``<root>/<concept>/*.jpg`` with ``<root>/<concept>/captions.json``.
+"""MyVLM layout: ``<root>/<concept>/*.jpg`` with ``<root>/<concept>/captions_augmented.json`` or ``captions.json``.
 
-captions.json maps an image file name to its caption (a string or a list of strings); captions name
-the concept. The first caption becomes the description (users can edit it later); captions that name
-files absent on disk are reported in ``missing_images``. A concept folder without captions.json is still
-imported, with a warning.
+The captions file maps an image file name to its caption (a string or a list of strings); captions name
+the concept. MyVLM's README allows either name and its code reads ``captions_augmented.json`` when present,
+so we do too (:func:`captions_file`). The first caption becomes the description (users can edit it later);
+captions that name files absent on disk are reported in ``missing_images``. A concept folder without a
+captions file is still imported, with a warning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from slc.agent.errors import SLCError
 from slc.memory.importers.common import ConceptSpec, ImportPlan, list_images
 
 
+CAPTION_FILES = ("captions_augmented.json", "captions.json")  # MyVLM's order of preference
+
+
+def captions_file(folder: Path) -> Path | None:
+    """The captions file MyVLM would read in a concept folder, or None."""
+    return next((folder / n for n in CAPTION_FILES if (folder / n).is_file()), None)
+
+
 def discover(path: str | Path) -> ImportPlan:
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -22,8 +31,8 @@ def discover(path: str | Path) -> ImportPlan:
     plan = ImportPlan(format="myvlm", source=str(root))
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         spec = ConceptSpec(name=folder.name, images=list_images(folder))
-        cap_file = folder / "captions.json"
-        if cap_file.is_file():
+        cap_file = captions_file(folder)
+        if cap_file is not None:
             try:
                 captions = json.loads(cap_file.read_text(encoding="utf-8"))
             except ValueError as exc:
@@ -39,7 +48,7 @@ def discover(path: str | Path) -> ImportPlan:
             else:
                 plan.warnings.append(f"{cap_file}: expected an object of file name -> caption")
         else:
-            plan.warnings.append(f"{folder}: no captions.json")
+            plan.warnings.append(f"{folder}: no captions.json (nor captions_augmented.json)")
         if not spec.images and not spec.missing_images:
             continue  # not a concept folder
         plan.concepts.append(spec)

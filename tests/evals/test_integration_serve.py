@@ -24,6 +24,9 @@ class StopAfter:
     def __init__(self, inner, n: int) -> None:
         self.inner, self.n, self.name, self.calls = inner, n, inner.name, 0
 
+    def describe(self) -> dict:
+        return self.inner.describe()
+
     def __call__(self, item):
         if self.calls >= self.n:
             raise KeyboardInterrupt("simulated interruption")
@@ -50,7 +53,7 @@ def test_large_mode_over_transformers_serve(tiny_vlm_path, tmp_path: Path, bench
                 run_benchmark(bench, [StopAfter(predictor, 3)], cfg)
             resumed = StopAfter(predictor, 100)
             first = run_benchmark(bench, [resumed], cfg)
-            assert resumed.calls == 2 * n - 3 and first.skipped_done == {"large": 3}
+            assert resumed.calls == 2 * n - 3 and first.reused == {"large": 3}
             assert len({r.item_id for r in first.rows}) == 2 * n
             assert all(r.reply is not None and r.error is None for r in first.rows)
             assert sum(r.usage.model_calls + r.usage.cache_hits for r in first.rows) == 2 * n

@@ -7,21 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from slc.evals.annotations import split_options
 from slc.evals.datasets import (
-    BenchmarkFormatError,
-    CaptionItem,
-    ChoiceItem,
-    OpenVQAItem,
-    RecognitionItem,
+    benchmark_for_file,
     load_benchmark,
-    load_mcllava_native,
-    load_myvlm_captions,
     load_rap_recognition,
     load_sharegpt_eval,
     load_yollava_text_qa,
     load_yollava_visual_qa,
-    split_options,
 )
+from slc.evals.items import BenchmarkFormatError, CaptionItem, ChoiceItem, OpenVQAItem, RecognitionItem
+from slc.evals.mcllava import load_mcllava_native
+from slc.evals.myvlm import load_myvlm_captions
 
 
 def test_yollava_visual_qa_counts(bench_dir: Path) -> None:
@@ -64,7 +61,8 @@ def test_rap_recognition_dedupes_the_duplicated_positives(bench_dir: Path) -> No
     pos = [it for it in lb.items if it.expected]
     # every kept positive is an image of its own concept; no positive survives as a "negative"
     assert all(isinstance(it, RecognitionItem) and it.images[0].split("/")[2] == it.concepts[0] for it in pos)
-    assert {it.group for it in pos} == {"positive"}
+    assert {it.kind for it in pos} == {"positive"}
+    assert {it.kind for it in lb.items if not it.expected} == {"negative: another concept's image"}
 
 
 def test_rap_recognition_quirk_on_a_small_file(tmp_path: Path) -> None:
@@ -198,5 +196,17 @@ def test_mcllava_native_layout(tmp_path: Path, image_tree) -> None:
     assert [type(it) for it in vqa.items] == [OpenVQAItem] * 3
     assert vqa.items[0].reference == "A hoodie." and vqa.report.images_missing == []
     assert {it.group for it in vqa.items} == {"single", "multi"}
-    caps = load_mcllava_native(tmp_path, "caption")
-    assert caps.items[0].present == ["Bafan"] and caps.items[0].concepts == ["Bafan", "Xuezhixia"]
+    caps = {it.images[0]: it for it in load_mcllava_native(tmp_path, "caption").items}
+    multi_cap = caps["two_concept/multi/Bafan_Xuezhixia/0.png"]
+    assert multi_cap.present == ["Bafan"] and multi_cap.concepts == ["Bafan", "Xuezhixia"]
+    assert caps["two_concept/concept/test/Bafan/0.png"].present == ["Bafan"]
+
+
+def test_slc_eval_takes_a_published_file(bench_dir: Path) -> None:
+    assert benchmark_for_file(bench_dir / "rap" / "yollava-visual-qa.json") == "rap-yollava-vqa"
+    assert benchmark_for_file(bench_dir / "yollava" / "yollava-visual-qa.json") == "yollava-vqa"
+    assert benchmark_for_file(bench_dir / "slc" / "mc_eval__rec_multi.json") == "mc-rec-multi"
+    with pytest.raises(BenchmarkFormatError, match="concept database"):
+        benchmark_for_file(bench_dir / "rap" / "database.json")
+    with pytest.raises(BenchmarkFormatError, match="not a benchmark"):
+        benchmark_for_file(bench_dir / "yollava" / "file-list.txt")

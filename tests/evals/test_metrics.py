@@ -1,86 +1,32 @@
-"""Metric definitions on hand-computed cases."""
+"""Metric definitions on hand-computed cases, through the scoring the report uses (slc.evals.scoring);
+char-BLEU against nltk, the library MC-LLaVA's scorer calls."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 
-from slc.evals.datasets import CaptionItem, ChoiceItem, load_rap_recognition, load_yollava_text_qa
-from slc.evals.metrics import (
-    caption_scores,
-    char_bleu,
-    choice_accuracy,
-    mc_caption_recall,
-    parse_option_letter,
-    parse_yes_no,
-    recognition_scores,
-    shuffle_options,
-    trivial_reply,
-)
-
-OPTS = {"A": "Dog", "B": "Cat"}
+from slc.evals.baselines import trivial_reply
+from slc.evals.datasets import load_rap_recognition, load_yollava_text_qa
+from slc.evals.items import CaptionItem, ChoiceItem, RecognitionItem
+from slc.evals.metrics import char_bleu, shuffle_options
+from slc.evals.scoring import score_items
 
 
-@pytest.mark.parametrize(
-    ("reply", "expected"),
-    [
-        ("A", "A"),
-        ("(B)", "B"),
-        ("Answer: B.", "B"),
-        ("I think the answer is b", "B"),
-        ("b", "B"),
-        ("a", "A"),
-        ("A. yes", "A"),
-        ("B) Cat", "B"),
-        ("**B**", "B"),
-        ("Option B", "B"),
-        ("The correct option is A.", "A"),
-        ("A.\nBecause it barks.", "A"),
-        ("It's a cat.", "B"),  # no letter: the option's own text
-        ("A dog.", "A"),  # "A" the article is not a letter; "dog" is option A's text
-        ("A cat.", "B"),  # ... so this is B, not A
-        ("A or B", None),  # naming two options is not an answer (the SLC scorer would count it right)
-        ("A and B", None),
-        ("The answer is B, not A", None),
-        ("Cat or dog", None),
-        ("maybe", None),
-        ("", None),
-        (None, None),
-        ("C", None),  # not an option
-    ],
-)
-def test_parse_option_letter(reply, expected) -> None:
-    assert parse_option_letter(reply, OPTS) == expected
-
-
-def test_parse_option_letter_three_options_and_bare_letters() -> None:
-    opts = {"A": "Sword", "B": "Dagger", "C": "Nunchucks"}
-    assert parse_option_letter("C", opts) == "C"
-    assert parse_option_letter("I would say C", opts) == "C"  # capital I is a word, not an option
-    assert parse_option_letter("B or C", opts) is None
-    assert parse_option_letter("A", ["A", "B"]) == "A"  # letters only, no texts
-
-
-@pytest.mark.parametrize(
-    ("reply", "expected"),
-    [("Yes", True), ("yes.", True), ("No", False), ("no, it is not", False), ("Yes, <bo> is there.", True),
-     ("I can see it: yes", True), ("yes or no", None), ("maybe", None), ("", None), (None, None)],
-)
-def test_parse_yes_no(reply, expected) -> None:
-    assert parse_yes_no(reply) is expected
-
+def _rec(expected: list[bool]) -> list[RecognitionItem]:
+    return [RecognitionItem(id=str(i), benchmark="b", concepts=["bo"], question="?", expected=e)
+            for i, e in enumerate(expected)]
 
 def test_recognition_scores_hand_computed() -> None:
-    expected = [True, True, True, True, False, False, False, False, False, False]
-    predicted = [True, True, True, None, False, False, False, False, True, None]
-    s = recognition_scores(predicted, expected)
-    assert s.positive == pytest.approx(3 / 4)
-    assert s.negative == pytest.approx(4 / 6)
-    assert s.weighted == pytest.approx((3 / 4 + 4 / 6) / 2)
-    assert s.accuracy == pytest.approx(7 / 10) and s.unparsed == 2
-    assert recognition_scores([True], [True]).weighted is None  # no negatives: no weighted score
+    items = _rec([True, True, True, True, False, False, False, False, False, False])
+    replies = ["Yes", "yes.", "Yes, <bo> is there", "maybe", "No", "no", "No.", "Nope", "Yes", None]
+    s = score_items(items, replies)  # "maybe" and None (no reply) are wrong on both sides
+    assert s["positive"] == pytest.approx(3 / 4)
+    assert s["negative"] == pytest.approx(4 / 6)
+    assert s["weighted"] == pytest.approx((3 / 4 + 4 / 6) / 2)
+    assert s["accuracy"] == pytest.approx(7 / 10)
+    assert score_items(_rec([True]), ["Yes"])["weighted"] is None  # no negatives: no weighted score
 
 
 def test_duplicated_positive_quirk_changes_the_scores(bench_dir: Path) -> None:
@@ -95,20 +41,21 @@ def test_duplicated_positive_quirk_changes_the_scores(bench_dir: Path) -> None:
     assert len(pos) == 333 and len(neg) == 13320
     assert raw_neg_acc == pytest.approx(12987 / 13320)  # 0.975, not 1.0
     items = load_rap_recognition(bench_dir / "rap" / "recognition_test.json").items
-    s = recognition_scores([it.expected for it in items], [it.expected for it in items])
-    assert (s.positive, s.negative, s.weighted) == (1.0, 1.0, 1.0)
-    always_no = recognition_scores([False] * len(items), [it.expected for it in items])
-    assert (always_no.positive, always_no.negative, always_no.weighted) == (0.0, 1.0, 0.5)
-    assert always_no.accuracy == pytest.approx(12987 / 13320)  # why plain accuracy is not reported alone
+    s = score_items(items, ["Yes" if it.expected else "No" for it in items])
+    assert (s["positive"], s["negative"], s["weighted"]) == (1.0, 1.0, 1.0)
+    always_no = score_items(items, ["No"] * len(items))
+    assert (always_no["positive"], always_no["negative"], always_no["weighted"]) == (0.0, 1.0, 0.5)
+    assert always_no["accuracy"] == pytest.approx(12987 / 13320)  # why plain accuracy is not reported alone
 
 
 def test_choice_accuracy_and_always_a(bench_dir: Path) -> None:
-    assert choice_accuracy(["A", None, "b", "C"], ["A", "A", "B", "B"]).accuracy == pytest.approx(2 / 4)
+    four = [ChoiceItem(id=str(i), benchmark="b", question="?", options={"A": "x", "B": "y", "C": "z"}, answer=a)
+            for i, a in enumerate("AABB")]
+    assert score_items(four, ["A", None, "b", "C"])["accuracy"] == pytest.approx(2 / 4)
     items = load_yollava_text_qa(bench_dir / "rap" / "yollava-text-only-qa.json").items
-    answers = [it.answer for it in items]
-    assert choice_accuracy(["A"] * len(items), answers).accuracy == pytest.approx(0.975)
+    assert score_items(items, ["A"] * len(items))["accuracy"] == pytest.approx(0.975)
     shuffled = [shuffle_options(it, seed=0) for it in items]
-    acc = choice_accuracy(["A"] * len(items), [it.answer for it in shuffled]).accuracy
+    acc = score_items(shuffled, ["A"] * len(items))["accuracy"]
     assert 0.4 < acc < 0.6  # shuffling removes the 97.5 % "A" bias
     assert [s.answer for s in shuffled] == [shuffle_options(it, seed=0).answer for it in items]  # deterministic
 
@@ -123,17 +70,32 @@ def test_shuffle_keeps_the_correct_text() -> None:
     assert len({tuple(shuffle_options(item, seed).options.values()) for seed in range(30)}) > 1
 
 
-def test_char_bleu_hand_computed() -> None:
-    assert char_bleu("abc", "abc") == pytest.approx(1.0)
-    # unigrams 3/4, bigrams (ab, bc match; ce no) 2/3, no brevity penalty
-    assert char_bleu("abcd", "abce") == pytest.approx(0.75**0.7 * (2 / 3) ** 0.3)
-    # shorter candidate: precisions 1, brevity penalty exp(1 - 4/2)
-    assert char_bleu("abcd", "ab") == pytest.approx(math.exp(-1))
-    # no bigram match: method1 smoothing, 0.1 / 1 bigram
-    assert char_bleu("ab", "ba") == pytest.approx(0.1**0.3)
-    assert char_bleu("ab", "xy") == 0.0  # no unigram match
-    assert char_bleu("abc", "") == 0.0
-    # these equal nltk 3.10's sentence_bleu([list(ref)], list(cand), weights=(0.7, 0.3), method1): see report
+def _nltk_char_bleu(reference: str, candidate: str) -> float:
+    """MC-LLaVA's eval.py ``calculate_bleu``, verbatim in substance: nltk sentence BLEU over characters."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    return sentence_bleu([list(reference)], list(candidate), weights=(0.7, 0.3),
+                         smoothing_function=SmoothingFunction().method1)
+
+
+@pytest.mark.parametrize(
+    ("reference", "candidate"),
+    [("abc", "abc"), ("abcd", "abce"), ("abcd", "ab"), ("ab", "ba"), ("ab", "xy"), ("abc", ""), ("a", "ab"),
+     ("A hoodie.", "He wears a hoodie."), ("In a park.", "a park"), ("In a school hallway.", "school"),
+     ("Bafan.", "Xuezhixia is on the left, Bafan on the right.")],
+)
+def test_char_bleu_equals_nltk(reference: str, candidate: str) -> None:
+    assert char_bleu(reference, candidate) == pytest.approx(_nltk_char_bleu(reference, candidate), abs=1e-12)
+
+
+def test_char_bleu_equals_nltk_on_random_strings() -> None:
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        ref = "".join(rng.choice("abcde ") for _ in range(rng.randint(1, 14)))
+        cand = "".join(rng.choice("abcde ") for _ in range(rng.randint(0, 14)))
+        assert char_bleu(ref, cand) == pytest.approx(_nltk_char_bleu(ref, cand), abs=1e-12), (ref, cand)
 
 
 def test_caption_scores_myvlm_definition() -> None:
@@ -144,13 +106,12 @@ def test_caption_scores_myvlm_definition() -> None:
         CaptionItem(id="4", benchmark="b", concepts=["bo", "mam"], question="", present=["mam"]),
     ]
     captions = ["<bo> on a sofa", "a dog on a sofa", "bo in the park", "Bo and mam at the beach"]
-    s = caption_scores(captions, items)
+    s = score_items(items, captions)
     # correct: item1 bo, item4 mam = 2; ground truth: 1 + 1 + 0 + 1 = 3; named: 1 + 0 + 1 + 2 = 4
-    assert (s.correct, s.ground_truth, s.named) == (2, 3, 4)
-    assert s.recall == pytest.approx(2 / 3) and s.precision == pytest.approx(2 / 4)
-    assert s.f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    assert s["recall"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(2 / 4)
+    assert s["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     # MC-LLaVA caption recall: mean over images with concepts of the share named: (1 + 0 + 1) / 3
-    assert mc_caption_recall(captions, items) == pytest.approx(2 / 3)
+    assert s["mc_recall"] == pytest.approx(2 / 3)
 
 
 def test_trivial_replies() -> None:

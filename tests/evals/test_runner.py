@@ -1,18 +1,23 @@
-"""The runner: resume after a crash, the LLM cache (rerun = zero model calls), concurrency + rate limit, reports, CLI."""
+"""The runner: resume after a crash, the LLM cache (rerun = zero model calls), concurrency + rate limit, reports, CLI.
+
+No assertion here reads a clock: the rate limiter runs on an injected clock, concurrency is shown with a
+barrier. How fast the runner is lives in benchmarks/eval_runner.py.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from slc.evals.datasets import ChoiceItem, LoadedBenchmark, LoadReport, load_benchmark
+from slc.evals.datasets import load_benchmark
+from slc.evals.fingerprint import fingerprint
+from slc.evals.items import ChoiceItem, LoadedBenchmark, LoadReport
 from slc.evals.modes import ModeContext, resolve_mode
-from slc.evals.predictors import ChatModelPredictor, Prediction, TrivialPredictor, enable_llm_cache
+from slc.evals.predictors import ChatModelPredictor, Prediction, enable_llm_cache
 from slc.evals.report import write_report
 from slc.evals.runner import RunConfig, TokenBucket, read_results, run_benchmark
 from slc.graphs.services import ServiceFactory
@@ -31,6 +36,9 @@ class Crashing:
         self.name = "crashy"
         self.crash_after = crash_after
         self.calls = 0
+
+    def describe(self) -> dict:
+        return {"mode": "crashy", "answer": "A"}  # what changes its answers (not when it crashes)
 
     def __call__(self, item):
         if self.crash_after is not None and self.calls >= self.crash_after:
@@ -53,13 +61,30 @@ def test_resume_after_interruption(tmp_path: Path, concurrency: int) -> None:
     second = Crashing(crash_after=None)
     result = run_benchmark(bench, [second], cfg.model_copy(update={"on_error": "raise"}))
     assert second.calls == 40 - 13  # continued where it stopped
-    assert result.skipped_done == {"crashy": 13} and result.ran == {"crashy": 27}
+    assert result.reused == {"crashy": 13} and result.ran == {"crashy": 27} and result.redone == {"crashy": {}}
     assert result.unreadable_lines == 1
     ids = [r.item_id for r in result.rows]
     assert len(ids) == 40 and len(set(ids)) == 40  # complete, no duplicates
+    assert {r.fingerprint for r in result.rows} == {fingerprint({"mode": "crashy", "answer": "A"})}
     third = Crashing(crash_after=None)
     run_benchmark(bench, [third], cfg)
     assert third.calls == 0
+
+
+def test_a_mode_that_does_not_describe_itself_is_reused_by_name_with_a_warning(tmp_path: Path) -> None:
+    class Opaque:
+        name = "opaque"
+
+        def __call__(self, item):
+            return Prediction(reply="A")
+
+    bench = _choice_bench(3)
+    cfg = RunConfig(out_dir=tmp_path, shuffled=False, progress=False)
+    run_benchmark(bench, [Opaque()], cfg)
+    again = run_benchmark(bench, [Opaque()], cfg)
+    assert again.reused == {"opaque": 3}
+    assert again.warnings == ["opaque does not describe its configuration (no describe()): its rows are reused "
+                              "by mode name only"]
 
 
 def test_recorded_errors_are_retried_next_run(tmp_path: Path) -> None:
@@ -90,7 +115,7 @@ def test_cache_makes_a_rerun_cost_zero_model_calls(tmp_path: Path, counting_mode
     assert sum(r.usage.cache_hits for r in second.rows) == 6
     assert cache.hits == 6 and [r.reply for r in second.rows] == [r.reply for r in first.rows]
     summary, table = write_report("toy", bench.items, second.rows, tmp_path / "run2", shuffled=False)
-    large = next(s for s in summary if s.mode == "large" and s.variant == "original")
+    large = next(s for s in summary if s.mode == "large")
     assert large.calls_per_item == 0 and large.cache_hits == 6
 
 
@@ -108,43 +133,74 @@ def test_chat_model_predictor_sends_images(tmp_path: Path, counting_model, bench
     assert len(result.rows) == len(bench.available()) and result.skipped_missing_images == 170 - len(result.rows)
 
 
-def test_concurrency_and_rate_limit(tmp_path: Path) -> None:
-    active = 0
-    peak = 0
-    lock = threading.Lock()
+def test_concurrency_runs_items_at_once(tmp_path: Path) -> None:
+    """Four items can only pass the barrier together: a runner that answered one at a time would time out."""
+    barrier = threading.Barrier(4, timeout=30)
 
-    class Slow:
-        name = "slow"
+    class Together:
+        name = "together"
+
+        def describe(self) -> dict:
+            return {"mode": "together"}
 
         def __call__(self, item):
-            nonlocal active, peak
-            with lock:
-                active += 1
-                peak = max(peak, active)
-            time.sleep(0.05)
-            with lock:
-                active -= 1
+            barrier.wait()
             return Prediction(reply="A")
 
-    bench = _choice_bench(12)
-    start = time.perf_counter()
-    run_benchmark(bench, [Slow()], RunConfig(out_dir=tmp_path / "a", concurrency=4, shuffled=False, progress=False))
-    parallel = time.perf_counter() - start
-    assert peak == 4 and parallel < 12 * 0.05 * 0.75  # overlapping calls, well under the sequential 0.6 s
-    # the rate limit holds whatever the thread count: 12 calls at 40/s, burst 1 -> >= 11/40 s
-    start = time.perf_counter()
-    run_benchmark(bench, [TrivialPredictor("always-A")],
-                  RunConfig(out_dir=tmp_path / "b", concurrency=4, rate_per_s=40, shuffled=False, progress=False))
-    assert time.perf_counter() - start >= 11 / 40 * 0.95
+    result = run_benchmark(_choice_bench(12), [Together()],
+                           RunConfig(out_dir=tmp_path, concurrency=4, shuffled=False, progress=False))
+    assert result.ran == {"together": 12} and not barrier.broken
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
 
 
 def test_token_bucket_rate() -> None:
-    bucket = TokenBucket(rate=100, burst=5)
-    start = time.perf_counter()
+    clock = FakeClock()
+    bucket = TokenBucket(rate=100, burst=5, clock=clock.monotonic, sleep=clock.sleep)
     for _ in range(25):
         bucket.acquire()
-    elapsed = time.perf_counter() - start
-    assert 0.18 <= elapsed < 1.0  # 5 immediately, 20 more at 100/s
+    assert clock.now == pytest.approx(0.20)  # 5 at once, 20 more at 100 per second
+    assert len(clock.slept) == 20
+
+
+def test_rate_limit_holds_across_threads(tmp_path: Path) -> None:
+    clock = FakeClock()
+    lock = threading.Lock()
+
+    def sleep(s: float) -> None:
+        with lock:
+            clock.sleep(s)
+
+    starts: list[float] = []
+
+    class Stamp:
+        name = "stamp"
+
+        def describe(self) -> dict:
+            return {"mode": "stamp"}
+
+        def __call__(self, item):
+            with lock:
+                starts.append(clock.now)
+            return Prediction(reply="A")
+
+    bucket = TokenBucket(rate=40, burst=1, clock=clock.monotonic, sleep=sleep)
+    run_benchmark(_choice_bench(12), [Stamp()], RunConfig(out_dir=tmp_path, concurrency=4, shuffled=False,
+                                                          progress=False), bucket=bucket)
+    assert len(starts) == 12 and max(starts) >= 11 / 40 - 1e-9  # never more than 40 calls per clock second
 
 
 def test_module_callable_mode_and_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,11 +219,11 @@ def test_module_callable_mode_and_report_files(tmp_path: Path, monkeypatch: pyte
     mode = resolve_mode("always-A", ctx)
     result = run_benchmark(bench, [mode, fn_mode], RunConfig(out_dir=tmp_path, progress=False))
     summary, table = write_report("toy", bench.items, result.rows, tmp_path)
-    by = {(s.mode, s.variant): s for s in summary}
-    assert by[("always-A", "original")].primary == pytest.approx(6 / 9)  # answers: B for i % 3 == 0
-    assert by[("baseline:always-A", "original")].primary == pytest.approx(6 / 9)
-    assert by[("my_eval_mode:answer", "original")].primary == pytest.approx(3 / 9)
-    assert "| always-A | original | 9 |" in table
+    by = {s.mode: s for s in summary}
+    assert by["always-A"].columns["accuracy"].value == pytest.approx(6 / 9)  # answers: B for i % 3 == 0
+    assert by["always-A (expected)"].columns["accuracy"].value == pytest.approx(6 / 9)
+    assert by["my_eval_mode:answer"].columns["accuracy"].value == pytest.approx(3 / 9)
+    assert "| always-A | 9 |" in table
     for name in ("summary.md", "summary.json", "summary.png"):
         assert (tmp_path / "toy" / name).stat().st_size > 0
     from PIL import Image
@@ -182,13 +238,14 @@ def test_cli_on_real_text_qa(tmp_path: Path, bench_dir: Path) -> None:
 
     runner = CliRunner()
     args = ["eval", "yollava-text-qa", "--annotations", str(bench_dir), "--out", str(tmp_path), "--no-progress"]
-    res = runner.invoke(app, args)
+    res = runner.invoke(app, args)  # no --mode: the expected baselines alone, nothing is run
     assert res.exit_code == 0, res.output
-    assert "400 items" in res.output
-    assert "| always-A | original | 400 | 0.975 |" in res.output
-    assert "| baseline:always-A | shuffled | 400 |" in res.output
+    assert "400 items" in res.output and "no --mode given" in res.output
+    assert "| always-A (expected) | 400 | 0.975 |" in res.output
+    res = runner.invoke(app, args + ["--mode", "always-A"])
+    assert res.exit_code == 0 and "always-A: 0 reused, 800 answered" in res.output, res.output
     res = runner.invoke(app, args + ["--limit", "10", "--mode", "always-A"])
-    assert res.exit_code == 0 and "always-A: 0 new, 20 resumed" in res.output  # answered by the first run
+    assert res.exit_code == 0 and "always-A: 20 reused, 0 answered" in res.output  # answered by the run before
     summary = json.loads((tmp_path / "yollava-text-qa" / "summary.json").read_text())
     assert {s["n"] for s in summary} == {10}
     res = runner.invoke(app, ["eval", "--list"])

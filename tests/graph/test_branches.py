@@ -4,6 +4,7 @@ and a scripted detector (TEST DOUBLE for the small VLM); see conftest.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import openai
 import httpx
@@ -129,7 +130,7 @@ def test_reflect_off_skips_verification(d, make_run, photo, bo):
     # the same switch from a plain dict (LangGraph Server passes JSON)
     large2 = d.Large([d.answer("Yes.", ["bo"])])
     g2, _ = make_run(d.Memory([bo], image_neighbours=["bo"]), d.Detector({("bo", 0): "present"}), large2)
-    out = g2.invoke({"question": "Is <bo> here?", "image": photo}, context={"reflect": False})
+    out = g2.invoke({"question": "Is <bo> here?", "image": Path(photo)}, context={"reflect": False})
     assert out["large_vlm_calls"] == 1 and out["verdicts"] == []
 
 

@@ -8,8 +8,10 @@ ConceptMemory on embedded Chroma (tiny CLIP + MiniLM).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -18,6 +20,15 @@ from slc.graphs.services import ServiceFactory
 from slc.graphs.slc import compile_graph
 from slc.tools.answer import TOOL_NAME, make_answer_tool
 from slc.tools.memory_tools import make_memory_tools
+
+
+@pytest.fixture(autouse=True)
+def photos_allowed(tmp_path, monkeypatch):
+    """The tools read photo paths only under the allowed roots: this test's folder is one."""
+    from slc.agent.settings import get_settings
+
+    monkeypatch.setenv("SLC_PRIVACY__PHOTO_ROOTS", json.dumps([str(tmp_path)]))
+    get_settings.cache_clear()
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,18 +119,18 @@ def test_images_do_arrive_when_redaction_is_off(d, make_run, photo, concept_fact
     assert b64[:120].encode() in blob  # proves the redaction test above can fail
 
 
-def test_a_photo_sent_as_pil_image_stays_out_of_traces(d, make_run, concept_factory, langsmith):
-    """Given as a PIL image, the photo enters the graph as a data URL: the graph's own traced input too."""
-    from slc.graphs.sessions import turn_input
-
+def test_a_photo_sent_as_a_data_url_stays_out_of_traces(d, make_run, concept_factory, langsmith):
+    """A remote client sends the photo as a data URL: the graph stores it before its run is traced."""
     bo = concept_factory("bo", "dog")
     graph, ctx = make_run(d.Memory([bo]), d.Detector(), d.Large([d.answer("A room.")]), tenant="alice")
-    img = d.make_image(9, (80, 60))
-    payload = turn_input("q", img)["image"].split(",", 1)[1]
-    ask(graph, "What is here?", img, thread_id="pil-thread", context=ctx)
+    buf = io.BytesIO()
+    d.make_image(9, (80, 60)).save(buf, format="PNG")
+    payload = base64.b64encode(buf.getvalue()).decode("ascii")
+    res = ask(graph, "What is here?", "data:image/png;base64," + payload, thread_id="url-thread", context=ctx)
     tracing.langsmith_client(True).flush()
     blob = _all(langsmith)
-    assert b"pil-thread" in blob and payload[:120].encode() not in blob and payload[-120:].encode() not in blob
+    assert b"url-thread" in blob and payload[:120].encode() not in blob and payload[-120:].encode() not in blob
+    assert res.image.encode() in blob  # the photo is named by its hash
 
 
 def test_redact_replaces_data_urls_and_blobs():

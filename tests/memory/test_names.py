@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import ToolMessage
 
 from slc.agent.detection import ConceptQuery
+from slc.agent.settings import Settings
 from slc.tools.personalize import PersonalizeTool
 
 from .conftest import noise_image, write_image
@@ -17,7 +18,8 @@ def test_tool_rejects_an_invalid_name_with_the_memorys_message(tmp_path):
         asked.append(name)
         return ConceptQuery(name=name)
 
-    tool = PersonalizeTool(vlm=object(), resolver=resolver)  # never reached: names fail first
+    allowed = Settings(privacy={"photo_roots": [tmp_path]})  # the tool reads photos only under allowed roots
+    tool = PersonalizeTool(vlm=object(), resolver=resolver, settings=allowed)  # vlm never reached: names fail first
     photo = write_image(tmp_path / "p.png", noise_image(1))
     msg = tool.invoke({"name": tool.name, "args": {"image": str(photo), "concepts": ["<bo>", "two words"]},
                        "id": "c1", "type": "tool_call"})

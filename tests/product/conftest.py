@@ -2,17 +2,13 @@
 
 Real everything: the `slc` CLI (typer CliRunner, or a subprocess where a process must die), the real
 ConceptMemory on embedded Chroma (tiny random CLIP + MiniLM), the real SmallVLM on a tiny Idefics3,
-`transformers serve` for the happy path. The one stand-in is ``ControlServer``: a tiny OpenAI-compatible
-HTTP server on loopback that WE control, so faults (HTTP 500, a hang past the timeout, a reply that obeys
-a prompt injection) can be injected at a chosen turn; it is used only for fault injection.
+`transformers serve` for the happy path. The one stand-in is ``ControlServer`` (slc.testing.loopback): a tiny
+OpenAI-compatible HTTP server on loopback that WE control, so faults (HTTP 500, a hang past the timeout, a
+reply that obeys a prompt injection) can be injected at a chosen turn; it is used only for fault injection.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,55 +18,7 @@ import pytest
 from PIL import Image
 
 from slc.agent.processes import free_port
-
-
-class ControlServer:
-    """Loopback /v1/chat/completions whose behaviour is switched per request: ok | 500 | sleep | reply."""
-
-    def __init__(self, reply: str) -> None:
-        self.mode = "ok"
-        self.reply = reply
-        self.sleep_s = 5.0
-        self.requests: list[dict[str, Any]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802 - /v1/models for the endpoint check
-                self._send(200, {"object": "list", "data": [{"id": "control", "object": "model"}]})
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                server.requests.append(body)
-                if server.mode == "500":
-                    return self._send(500, {"error": {"message": "injected failure", "type": "server_error"}})
-                if server.mode == "sleep":
-                    time.sleep(server.sleep_s)
-                text = server.reply if server.mode in ("ok", "sleep") else server.mode_reply
-                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": text}}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-        self.mode_reply = reply
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from slc.testing.loopback import ControlServer
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ fake chat model, declared in conftest) scripts the tool call; the tool itself ru
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -30,8 +31,12 @@ def embedders(tiny_clip_path):
 
 
 @pytest.fixture()
-def setup(embedders, tiny_vlm_path, tmp_path):
+def setup(embedders, tiny_vlm_path, tmp_path, monkeypatch):
+    from slc.agent.settings import get_settings
     from slc.memory import ConceptMemory
+
+    monkeypatch.setenv("SLC_PRIVACY__PHOTO_ROOTS", json.dumps([str(tmp_path)]))  # the tool reads photos only there
+    get_settings.cache_clear()
 
     image_embedder, text_embedder = embedders
     memory = ConceptMemory(image_embedder=image_embedder, text_embedder=text_embedder)

@@ -140,7 +140,8 @@ def test_trained_bank_saves_routes_and_is_used_by_smallvlm(tiny_vlm_path, world,
     assert from_settings.bank is not None and from_settings.bank.names == ["yes", "no"]
     photo_path = tmp_path / "photo.png"
     image.save(photo_path)
-    tool = PersonalizeTool(vlm=from_settings, resolver=lambda n: concept_query(world.get(n)).model_copy(update={"adapter": "yes"}))
+    tool = PersonalizeTool(vlm=from_settings, resolver=lambda n: concept_query(world.get(n)).model_copy(update={"adapter": "yes"}),
+                           settings=Settings(privacy={"photo_roots": [tmp_path]}))  # the tool reads photos only there
     msg = tool.invoke({"type": "tool_call", "id": "1", "name": tool.name,
                        "args": {"image": str(photo_path), "concepts": [names[0]]}})
     (det,) = msg.artifact.detections

@@ -1,0 +1,161 @@
+"""What every run of the SLC graph passes before its first node: :class:`GuardedGraph`.
+
+Why in the compiled graph: the graph is run by the CLI, ``slc.graphs.sessions``, the tools inside a host's
+agent, LangGraph Server / Studio (``langgraph.json`` serves the module-level ``graph``) and anyone's own
+``graph.invoke``; every one of those calls ends in ``stream``/``astream`` (``invoke``, ``ainvoke``,
+``astream_events`` included), so rules kept there hold for all of them, with no entry point to forget:
+
+1. The tenant: the run's ``Context.tenant`` (else settings); under LangGraph Server with custom auth
+   (:mod:`slc.graphs.auth`), the authenticated caller, never a field the client sets
+   (:class:`TenantAccessError` if the context names someone else).
+2. The thread: owned by the tenant that started it, one turn at a time (:mod:`slc.graphs.threads`);
+   every checkpoint the run writes names its tenant.
+3. The photo: stored in the tenant's query-photo store before the run starts, path inputs confined
+   (:func:`slc.graphs.photos.admit_photo`), so input, state, checkpoints and traces hold its hash only.
+4. The trace: the run's LangSmith tracers, whoever attached them, post through redacting clients
+   (:func:`slc.graphs.tracing.private_callbacks`) unless the run's redaction is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from langchain_core.runnables.config import ensure_config, merge_configs, var_child_runnable_config
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from slc.agent.errors import SLCError
+from slc.agent.settings import Settings
+from slc.graphs.context import Context, RunOptions
+from slc.graphs.photos import admit_photo
+from slc.graphs.services import ServiceFactory, default_services
+from slc.graphs.threads import OWNER_KEY, athread_turn, thread_turn
+from slc.graphs.tracing import private_callbacks
+
+#: Where LangGraph Server puts the authenticated caller's identity (its custom auth; clients cannot set it).
+AUTH_USER_KEY = "langgraph_auth_user_id"
+_DONE = object()
+
+
+class TenantAccessError(SLCError):
+    """A run names a tenant that is not its authenticated caller."""
+
+
+def bind_context(context: Context | dict[str, Any] | None, config: dict[str, Any], settings: Settings) -> tuple[Context, RunOptions]:
+    """The run's context with its tenant bound (rule 1 of the module docstring), and its resolved options."""
+    ctx = Context(**context) if isinstance(context, dict) else (context or Context())
+    caller = (config.get("configurable") or {}).get(AUTH_USER_KEY)
+    if caller:
+        if ctx.tenant not in (None, caller):
+            raise TenantAccessError(f"This run is authenticated as tenant {caller!r}; its context may not name another tenant")
+        ctx = dataclasses.replace(ctx, tenant=str(caller))
+    return ctx, RunOptions.resolve(ctx, settings)
+
+
+def _with_photo(input: Any, sha_of: Callable[[Any], str]) -> Any:
+    """``input`` with its ``image`` replaced by ``sha_of(image)`` (inputs without a photo as they are)."""
+    if isinstance(input, dict) and input.get("image"):
+        return {**input, "image": sha_of(input["image"])}
+    if dataclasses.is_dataclass(input) and not isinstance(input, type) and getattr(input, "image", None):
+        return dataclasses.replace(input, image=sha_of(input.image))
+    return input
+
+
+class _Run:
+    """One admitted run: its bound context, its config (tenant stamped, tracing private) and its thread."""
+
+    def __init__(self, graph: GuardedGraph, config: dict[str, Any] | None, context: Any) -> None:
+        self.services = graph.services or default_services()
+        self.settings = self.services.settings
+        merged = ensure_config(config)  # the caller's config over an enclosing run's (a host agent's tool call)
+        self.context, self.opts = bind_context(context, merged, self.settings)
+        saver = graph.checkpointer
+        thread = (merged.get("configurable") or {}).get("thread_id")
+        self.thread: tuple[BaseCheckpointSaver, str] | None = (
+            (saver, str(thread)) if isinstance(saver, BaseCheckpointSaver) and thread else None)
+        cfg = dict(config or {})
+        cfg["metadata"] = {**(cfg.get("metadata") or {}), OWNER_KEY: self.opts.tenant}
+        # The enclosing run's callbacks travel in our config, made private, and leave the ambient config:
+        # LangGraph would otherwise merge the enclosing tracers back in as they are.
+        ambient = var_child_runnable_config.get()
+        enclosing = (ambient or {}).get("callbacks")
+        callbacks = merge_configs({"callbacks": enclosing}, {"callbacks": cfg.get("callbacks")}).get("callbacks")
+        cfg["callbacks"] = private_callbacks(callbacks, self.settings, redact_images=self.opts.redact_images)
+        self.config = cfg
+        self.quiet_ambient = {**ambient, "callbacks": None} if ambient and enclosing is not None else None
+
+    def admit(self, input: Any) -> Any:
+        """``input`` with its photo stored in the tenant's query-photo store and named by its sha256."""
+        return _with_photo(input, lambda image: admit_photo(self.services.image_store(self.opts.tenant), image, self.settings))
+
+    @contextlib.contextmanager
+    def started(self) -> Iterator[None]:
+        """Around the inner graph's first step, where it reads the ambient config: without its tracers."""
+        if self.quiet_ambient is None:
+            yield
+            return
+        token = var_child_runnable_config.set(self.quiet_ambient)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            var_child_runnable_config.reset(token)
+
+
+class GuardedGraph(CompiledStateGraph):
+    """The compiled SLC graph whose every run passes the rules of the module docstring first.
+
+    ``services``: the factory its nodes are bound to (None: the process-wide default), for the settings
+    and the tenant's photo store. Build it with :func:`slc.graphs.slc.compile_graph` (or compile
+    :func:`slc.graphs.slc.build_graph`); it is a ``CompiledStateGraph`` in every other respect.
+    """
+
+    def __init__(self, *, services: ServiceFactory | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services
+
+    @classmethod
+    def of(cls, compiled: CompiledStateGraph, services: ServiceFactory | None) -> GuardedGraph:
+        """``compiled`` (fresh from ``StateGraph.compile``) as a GuardedGraph: the same object state."""
+        graph = cls.__new__(cls)
+        graph.__dict__.update({k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"})
+        graph.services = services
+        return graph
+
+    def stream(self, input: Any, config: Any = None, *, context: Any = None, **kwargs: Any) -> Iterator[Any]:
+        run = _Run(self, config, context)
+        turn = thread_turn(*run.thread, run.opts.tenant, run.settings) if run.thread else contextlib.nullcontext()
+        with turn:
+            inner = super().stream(run.admit(input), run.config, context=run.context, **kwargs)
+            try:
+                with run.started():
+                    first = next(inner, _DONE)
+                if first is _DONE:
+                    return
+                yield first
+                yield from inner
+            finally:
+                inner.close()
+
+    async def astream(self, input: Any, config: Any = None, *, context: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
+        run = await asyncio.to_thread(_Run, self, config, context)  # settings, clients: file reads, off the loop
+        turn = athread_turn(*run.thread, run.opts.tenant, run.settings) if run.thread else contextlib.nullcontext()
+        async with turn:
+            admitted = await asyncio.to_thread(run.admit, input)
+            inner = super().astream(admitted, run.config, context=run.context, **kwargs)
+            try:
+                with run.started():
+                    first = await anext(inner, _DONE)
+                if first is _DONE:
+                    return
+                yield first
+                async for chunk in inner:
+                    yield chunk
+            finally:
+                await inner.aclose()
+
+
+__all__ = ["AUTH_USER_KEY", "GuardedGraph", "TenantAccessError", "bind_context"]

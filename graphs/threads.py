@@ -1,0 +1,129 @@
+"""Who owns a chat thread, and one turn at a time per thread.
+
+Why: a thread's checkpoints hold a person's chat (whatever they typed) and the next turn sends that history
+to the large VLM, so a thread must only ever continue for the tenant that started it; and two turns run at
+once on one thread would each start from the same checkpoint and the last to finish would silently drop
+the other's turn.
+
+- Owner: every checkpoint a run writes carries the run's tenant in its metadata (``OWNER_KEY``, set by
+  :class:`~slc.graphs.guard.GuardedGraph`); the owner is the tenant of the newest checkpoint that names
+  one. A run of another tenant is refused with :class:`ThreadAccessError` before anything is read or sent.
+- One turn at a time: a run on a thread holds a file lock for that thread under ``<data_dir>/thread-locks``
+  (across the processes of one machine, whatever the checkpointer), waiting at most
+  ``settings.turn_wait_s`` for the turn before it; then it is refused with :class:`ThreadBusyError`. The
+  owner is read under the lock, so two tenants cannot both start the same new thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from filelock import FileLock, Timeout
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from slc.agent.errors import SLCError
+from slc.agent.settings import Settings
+
+#: The checkpoint metadata key that names the tenant a checkpoint was written for.
+OWNER_KEY = "tenant"
+
+
+class ThreadAccessError(SLCError):
+    """The thread belongs to another tenant."""
+
+
+class ThreadBusyError(SLCError):
+    """Another turn on the thread did not finish in time."""
+
+
+def _root(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+def thread_owner(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
+    """The tenant that owns the thread (None: no checkpoint names one, i.e. a new thread)."""
+    latest = checkpointer.get_tuple(_root(thread_id))
+    if latest is None or OWNER_KEY in latest.metadata:
+        return None if latest is None else str(latest.metadata[OWNER_KEY])
+    with contextlib.closing(iter(checkpointer.list(_root(thread_id)))) as history:  # e.g. after update_state
+        return next((str(t.metadata[OWNER_KEY]) for t in history if OWNER_KEY in t.metadata), None)
+
+
+async def athread_owner(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
+    """The async twin of :func:`thread_owner`."""
+    latest = await checkpointer.aget_tuple(_root(thread_id))
+    if latest is None or OWNER_KEY in latest.metadata:
+        return None if latest is None else str(latest.metadata[OWNER_KEY])
+    async with contextlib.aclosing(checkpointer.alist(_root(thread_id))) as history:
+        async for t in history:
+            if OWNER_KEY in t.metadata:
+                return str(t.metadata[OWNER_KEY])
+    return None
+
+
+def check_owner(owner: str | None, thread_id: str, tenant: str) -> None:
+    """ThreadAccessError unless ``tenant`` may continue the thread (its owner, or nobody's yet)."""
+    if owner is not None and owner != tenant:
+        raise ThreadAccessError(
+            f"Thread {thread_id!r} belongs to another tenant: it cannot be continued here; start a new thread "
+            "(another --thread / thread_id)")
+
+
+def _acquire(settings: Settings, thread_id: str) -> FileLock:
+    """The thread's lock, held (ThreadBusyError after ``settings.turn_wait_s``)."""
+    digest = hashlib.sha256(thread_id.encode("utf-8")).hexdigest()[:32]
+    path = settings.data_dir / "thread-locks" / f"{digest}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), thread_local=False)  # under asyncio, acquired and released on different threads
+    try:
+        lock.acquire(timeout=settings.turn_wait_s)
+    except Timeout:
+        raise ThreadBusyError(
+            f"Thread {thread_id!r} is busy with another turn (waited {settings.turn_wait_s:g} s, settings "
+            "turn_wait_s): ask again once it has answered") from None
+    return lock
+
+
+@contextlib.contextmanager
+def thread_turn(checkpointer: BaseCheckpointSaver, thread_id: str, tenant: str, settings: Settings) -> Iterator[None]:
+    """Hold the thread for one turn of ``tenant``: its lock, and its owner checked under the lock."""
+    lock = _acquire(settings, thread_id)
+    try:
+        check_owner(thread_owner(checkpointer, thread_id), thread_id, tenant)
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.asynccontextmanager
+async def athread_turn(
+    checkpointer: BaseCheckpointSaver, thread_id: str, tenant: str, settings: Settings
+) -> AsyncIterator[None]:
+    """The async twin of :func:`thread_turn` (the waiting and the file work happen off the event loop)."""
+    lock = await asyncio.to_thread(_acquire, settings, thread_id)
+    try:
+        check_owner(await athread_owner(checkpointer, thread_id), thread_id, tenant)
+        yield
+    finally:
+        await asyncio.to_thread(lock.release)
+
+
+def tenant_threads(checkpointer: BaseCheckpointSaver, tenant: str) -> list[str]:
+    """The ids of the threads ``tenant`` owns (a thread never changes owner: every checkpoint names the same)."""
+    return sorted({str(t.config["configurable"]["thread_id"]) for t in checkpointer.list(None, filter={OWNER_KEY: tenant})})
+
+
+def delete_tenant_threads(checkpointer: BaseCheckpointSaver, tenant: str) -> list[str]:
+    """Delete every thread ``tenant`` owns (all its checkpoints and writes); returns their ids."""
+    threads = tenant_threads(checkpointer, tenant)
+    for tid in threads:
+        checkpointer.delete_thread(tid)
+    return threads
+
+
+__all__ = ["OWNER_KEY", "ThreadAccessError", "ThreadBusyError", "athread_owner", "athread_turn", "check_owner",
+           "delete_tenant_threads", "tenant_threads", "thread_owner", "thread_turn"]
