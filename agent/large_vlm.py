@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import ValidationError
@@ -191,9 +191,13 @@ def image_data_url(image: Image.Image, max_side: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def image_part(image: Image.Image, max_side: int) -> dict[str, Any]:
-    """An OpenAI-style ``image_url`` content part (understood by every LangChain chat model)."""
-    return {"type": "image_url", "image_url": {"url": image_data_url(image, max_side)}}
+def image_part(image: Image.Image, max_side: int, *, detail: Literal["low", "high", "auto"] | None = None) -> dict[str, Any]:
+    """An OpenAI-style ``image_url`` content part (understood by every LangChain chat model); ``detail``
+    is OpenAI's resolution hint ("low": a fixed, small token cost), omitted when None."""
+    url: dict[str, Any] = {"url": image_data_url(image, max_side)}
+    if detail is not None:
+        url["detail"] = detail
+    return {"type": "image_url", "image_url": url}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -84,6 +84,12 @@ class LargeVLMSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     max_image_side: int = Field(default=1024, ge=32, description="Images are resized to this longest side before sending.")
+    verify_references: int = Field(default=2, ge=0, le=8, description=(
+        "Reference photos of each claim's concept sent with the reflection call (in the same ONE call), so "
+        "the verifier compares the individual, not only its category. 0 = none (text facts only)."))
+    reference_image_side: int = Field(default=256, ge=32, description=(
+        "Longest side of those reference photos; sent with OpenAI's detail 'low' (85 tokens each on GPT-4o "
+        "class models, whatever the size: +170 tokens per claim at 2 photos; benchmarks/verify_tokens.py measures it)."))
     temperature: float = Field(default=0.0, ge=0)
     max_tokens: int | None = Field(default=1024, ge=1, description="Cap on generated tokens per large-VLM call; None = provider default.")
 

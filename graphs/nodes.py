@@ -21,6 +21,8 @@ from langgraph.runtime import Runtime
 from slc.agent import prompts
 from slc.agent.detection import ConceptQuery, Detection
 from slc.agent.errors import LargeVLMUnavailableError
+from slc.agent.images import load_image
+from slc.agent.large_vlm import image_part
 from slc.graphs import prompting
 from slc.graphs.context import Context, RunOptions
 from slc.graphs.execution import Calls
@@ -140,12 +142,23 @@ async def reflect(state: State, runtime: Runtime[Context], services: ServiceFact
     to_check = claims_to_verify(state)
     if not to_check:
         return {}
-    claims = prompting.make_claims(to_check, {c.name: c for c in state.candidates})
-    max_side = services.settings.large.max_image_side
-    part = await calls.blocking(lambda: photo_part(services.image_store(), state.image, max_side))
+    by_name = {c.name: c for c in state.candidates}
+    claims = prompting.make_claims(to_check, by_name)
+    large = services.settings.large
+    part = await calls.blocking(lambda: photo_part(services.image_store(), state.image, large.max_image_side))
+
+    def references() -> dict[str, list[dict[str, Any]]]:
+        """Each claim's first reference photos, small and at OpenAI's "low" detail (a fixed token cost)."""
+        if not large.verify_references:
+            return {}
+        return {c.id: [image_part(load_image(ref.path), large.reference_image_side, detail="low")
+                       for ref in by_name[c.concept].concept.images[: large.verify_references]]
+                for c in claims if c.concept in by_name}
+
+    refs = await calls.blocking(references)
     names = [c.concept for c in claims]
     cfg = _call_config(opts, "reflect.verify", names, state.round, prompt_version=prompts.VERIFY_PROMPT_VERSION)
-    messages: list[BaseMessage] = prompting.verify_messages(claims, part)
+    messages: list[BaseMessage] = prompting.verify_messages(claims, part, refs)
     calls_made = state.large_vlm_calls
     flags = list(state.flags)
     parsed: dict[str, prompting.RawVerdict] | None = None

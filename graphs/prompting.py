@@ -77,6 +77,7 @@ class Claim(BaseModel):
     location_absolute: str | None = None
     location_relative: str | None = None
     description: str = ""
+    reference_photos: int = Field(default=0, description="How many reference photos of the concept are attached.")
 
 
 class RawVerdict(BaseModel):
@@ -111,19 +112,23 @@ def make_claims(detections: list[Detection], candidates: dict[str, Candidate]) -
     return out
 
 
-def verify_messages(claims: list[Claim], image_part: dict[str, Any]) -> list[BaseMessage]:
+def verify_messages(
+    claims: list[Claim], image_part: dict[str, Any], references: dict[str, list[dict[str, Any]]] | None = None
+) -> list[BaseMessage]:
+    """The ONE verification call of a round: the photo to check first, then each claim's reference photos
+    (``references``: image parts by claim id) labelled with the claim id, then the claims as fenced JSON."""
     n = nonce()
-    data = [_scrub_obj(c.model_dump(exclude_none=True)) for c in claims]
+    references = references or {}
+    claims = [c.model_copy(update={"reference_photos": len(references.get(c.id, []))}) for c in claims]
+    data = [_scrub_obj(c.model_dump(exclude_none=True, exclude_defaults=False)) for c in claims]
     ids = ", ".join(c.id for c in claims)
-    return [
-        SystemMessage(prompts.VERIFY_SYSTEM.format(nonce=n)),
-        HumanMessage(
-            content=[
-                image_part,
-                {"type": "text", "text": prompts.VERIFY_USER.format(nonce=n, claims_json=json.dumps(data, indent=1), ids=ids)},
-            ]
-        ),
-    ]
+    content: list[dict[str, Any]] = [{"type": "text", "text": prompts.VERIFY_PHOTO_LABEL}, image_part]
+    for c in claims:
+        if references.get(c.id):
+            label = prompts.VERIFY_REFERENCES_LABEL.format(id=c.id, token=f"<{scrub(c.concept)}>")
+            content += [{"type": "text", "text": label}, *references[c.id]]
+    content.append({"type": "text", "text": prompts.VERIFY_USER.format(nonce=n, claims_json=json.dumps(data, indent=1), ids=ids)})
+    return [SystemMessage(prompts.VERIFY_SYSTEM.format(nonce=n)), HumanMessage(content=content)]
 
 
 def verify_retry_message(claims: list[Claim]) -> HumanMessage:

@@ -260,3 +260,47 @@ def test_context_from_a_plain_dict_and_reusing_a_stored_photo(d, make_run, photo
     r1 = ask(g, "what is this?", photo, context=c2)
     r2 = ask(g, "and now?", r1.image, context=c2)  # the hash of a stored photo works as input
     assert r2.image == r1.image and _has_image(large.calls[1])
+
+
+def _image_urls(msg) -> list[dict]:
+    return [p["image_url"] for p in msg.content if isinstance(p, dict) and p.get("type") == "image_url"]
+
+
+def test_the_verifier_sees_each_claims_reference_photos_in_the_one_call(d, make_run, photo, concept_factory, store):
+    """The reflection call carries, per claim, the concept's reference photo(s) beside the query photo, small and
+    at "low" detail, labelled with the claim id (issue: the verifier never saw the references)."""
+    from slc.memory.types import ReferenceImage
+
+    bo = concept_factory("bo", "dog", fur="golden")
+    extra = [store.put(d.make_image(s, (120, 90))) for s in (7, 8)]  # bo has 3 reference photos, mug 1
+    bo = bo.model_copy(update={"images": bo.images + [ReferenceImage(sha256=r.sha256, path=r.path, width=r.width,
+                                                                      height=r.height) for r in extra]})
+    mug = concept_factory("mug", "mug", color="blue")
+    det = d.Detector({("bo", 0): "present", ("mug", 0): "present"})
+    large = d.Large([d.verdicts({"bo": "agree", "mug": "agree"}), d.answer("Both are here.", ["bo", "mug"])])
+    g, ctx = make_run(d.Memory([bo, mug], image_neighbours=["bo", "mug"]), det, large)
+    res = ask(g, "Who is here?", photo, context=ctx)
+    (human,) = [m for m in large.calls[0] if m.type == "human"]
+    urls = _image_urls(human)
+    assert len(urls) == 1 + 2 + 1  # the photo to check, bo's first 2 (settings.large.verify_references), mug's 1
+    assert "detail" not in urls[0] and all(u["detail"] == "low" for u in urls[1:])
+    ids = {v: k for k, v in d.claim_ids(large.calls[0]).items()}
+    labels = [p["text"] for p in human.content if p.get("type") == "text"]
+    assert labels[0] == prompts.VERIFY_PHOTO_LABEL
+    assert any(f"claim {ids['bo']} (<bo>)" in t for t in labels) and any(f"claim {ids['mug']} (<mug>)" in t for t in labels)
+    assert '"reference_photos": 2' in _text(human) and all(v.prompt_version == "verify-v2" for v in res.verdicts)
+    # the reference photos travel small: a 120x90 reference is sent at most 256 px wide, as a JPEG data URL
+    assert all(u["url"].startswith("data:image/jpeg;base64,") for u in urls)
+
+
+def test_no_reference_photos_when_the_setting_is_zero(d, make_run, photo, bo, monkeypatch):
+    from slc.agent.settings import get_settings
+
+    monkeypatch.setenv("SLC_LARGE__VERIFY_REFERENCES", "0")
+    get_settings.cache_clear()
+    det = d.Detector({("bo", 0): "present"})
+    large = d.Large([d.verdicts({"bo": "agree"}), d.answer("Yes.", ["bo"])])
+    g, ctx = make_run(d.Memory([bo], image_neighbours=["bo"]), det, large)
+    ask(g, "Is <bo> here?", photo, context=ctx)
+    (human,) = [m for m in large.calls[0] if m.type == "human"]
+    assert len(_image_urls(human)) == 1 and '"reference_photos": 0' in _text(human)
