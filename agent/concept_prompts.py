@@ -54,4 +54,22 @@ def identity_text(query: ConceptQuery) -> str:
     return f"a {query.category}; " + "; ".join(f"{k}: {v}" for k, v in query.attributes.items())
 
 
-__all__ = ["PromptKind", "build_prompt", "concept_context", "identity_text", "missing_identity"]
+def parse_identity_text(text: str) -> tuple[str, dict[str, str]] | None:
+    """The inverse of :func:`identity_text`: 'a star; colour: red; pattern: solid' -> ("star", {...}); None for
+    text of another form (a model that describes in free prose)."""
+    parts = [p.strip() for p in (text or "").strip().rstrip(".").split(";")]
+    head = parts[0]
+    for article in ("an ", "a "):
+        head = head.removeprefix(article)
+    attrs = {}
+    for p in parts[1:]:
+        key, sep, value = p.partition(":")
+        if not sep or not key.strip() or not value.strip():
+            return None
+        attrs[key.strip()] = value.strip()
+    if not head or " " in head.strip() or not attrs:
+        return None
+    return head.strip(), attrs
+
+
+__all__ = ["PromptKind", "build_prompt", "concept_context", "identity_text", "missing_identity", "parse_identity_text"]

@@ -65,6 +65,19 @@ class Detection(BaseModel):
         return self
 
 
+class DerivedIdentity(BaseModel):
+    """A concept's identity as the small VLM reads it off the concept's own photos at registration.
+
+    Why derived and not given: the identity text must come from the user's photos through the pipeline (the
+    SLC paper took it from a human description); each photo is described and every slot takes the value most
+    photos agree on (``agreement``: the share that agreed, per slot)."""
+
+    category: str
+    attributes: dict[str, str] = Field(default_factory=dict)
+    descriptions: list[str] = Field(default_factory=list, description="The model's description of each photo.")
+    agreement: dict[str, float] = Field(default_factory=dict)
+
+
 class DetectionReport(BaseModel):
     """All detections for one image (one personalization pass)."""
 

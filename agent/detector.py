@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The recognition protocols (classes in :mod:`slc.agent.recognition`; a bank's manifest names one).
-RecognitionName = Literal["yes_no", "describe", "likelihood"]
+RecognitionName = Literal["yes_no", "describe", "likelihood", "reference"]
 CombineMode = Literal["per_concept", "merge"]
 LocateMode = Literal["auto", "always", "never"]
 
@@ -26,7 +26,8 @@ class DetectorConfig(BaseModel):
     recognition: RecognitionName | None = Field(default=None, description=(
         "How a concept is recognized: 'yes_no' (the concept question, Yes/No probabilities), 'describe' (the "
         "model describes the image first, then answers), 'likelihood' (P(the concept's identity text | image) "
-        "against a threshold). Unset = what the adapter bank's manifest says its adapters were trained for, "
+        "against a threshold), 'reference' (the concept's reference photos against the photo, through the "
+        "bank's learned reference head: tells look-alikes apart). Unset = what the adapter bank's manifest says its adapters were trained for, "
         "else yes_no."))
     likelihood_threshold: float | None = Field(default=None, gt=0, lt=1, description=(
         "'likelihood' only: the probability above which a concept is present. Unset = the bank's calibrated "

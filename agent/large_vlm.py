@@ -49,6 +49,9 @@ PROVIDER_KEY_VARS: dict[str, str] = {
     "perplexity": "PPLX_API_KEY",
 }
 
+#: ``large.model = "local:<checkpoint>"``: the checkpoint runs in this process (no server).
+LOCAL_PREFIX = "local:"
+
 #: Exception class names (any provider's SDK) that mean "the endpoint did not answer usefully".
 _UNAVAILABLE_NAMES = {
     "APIConnectionError",
@@ -76,7 +79,9 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
 
     - ``base_url`` set: ``ChatOpenAI(base_url=..., model=...)`` (vLLM, Ollama's /v1, LM Studio,
       ``transformers serve``); a missing key is fine there (local servers ignore it).
-    - ``model == "local"`` without ``base_url``: an error telling how to serve one (:func:`serve_local`).
+    - ``model == "local:<checkpoint>"`` without ``base_url``: that checkpoint in this process
+      (:class:`~slc.agent.local_chat.LocalChatVLM`: no server, no key; offline ``slc ask``/``chat``).
+    - ``model == "local"`` without ``base_url``: an error telling how to serve one or run one in-process.
     - otherwise a ``provider:model`` spec (or a bare name whose provider ``init_chat_model`` can infer,
       e.g. ``gpt-4o``) through ``init_chat_model``. A ``provider:model`` spec with its provider's key
       missing raises :class:`MissingAPIKeyError` naming the variable, before anything is built; for a bare
@@ -96,11 +101,18 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
             api_key=key or os.environ.get("OPENAI_API_KEY") or "not-needed",
             **common,
         )
+    if large.model.startswith(LOCAL_PREFIX) and len(large.model) > len(LOCAL_PREFIX):
+        from slc.agent.loading import check_checkpoint
+        from slc.agent.local_chat import LocalChatVLM
+
+        checkpoint = check_checkpoint(large.model[len(LOCAL_PREFIX):])  # ModelNotFoundError now, not mid-turn
+        return LocalChatVLM(model=checkpoint, max_tokens=large.max_tokens or 1024)
     if large.model == "local":
         raise LargeVLMUnavailableError(
             "large.model is 'local' but no large.base_url is set: start a local server with "
             "`transformers serve <checkpoint> --port 8000` (or slc.agent.large_vlm.serve_local) and set "
-            "SLC_LARGE__BASE_URL=http://127.0.0.1:8000/v1 and SLC_LARGE__MODEL=<checkpoint>."
+            "SLC_LARGE__BASE_URL=http://127.0.0.1:8000/v1 and SLC_LARGE__MODEL=<checkpoint>; or run it in this "
+            "process with SLC_LARGE__MODEL=local:<checkpoint>."
         )
     provider, model = parse_model_spec(large.model)
     var = PROVIDER_KEY_VARS.get(provider or "")
@@ -249,6 +261,7 @@ def serve_local(
 
 
 __all__ = [
+    "LOCAL_PREFIX",
     "PROVIDER_KEY_VARS",
     "acall_large_vlm",
     "build_large_vlm",

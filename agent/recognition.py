@@ -17,6 +17,11 @@ trained). The protocols:
   forward pass); with the calibrated threshold t, p_yes = P(1-t)/Z and p_no = t(1-P)/Z, so the concept is
   present exactly when P >= t. The learning benchmark (slc.training.benchmark) measures why: a tiny model
   learns to describe far sooner than it learns to compare a description with the concept's text.
+- ``reference`` (:class:`ReferenceRecognition`): the decision depends on the concept's reference PHOTOS, not
+  on its text: the small VLM's image tokens of the query and of the references go through the bank's learned
+  :class:`~slc.agent.reference.ReferenceHead`, which says whether they show the same individual (so a
+  look-alike with the same description is rejected). Each photo is encoded once per call, whatever the
+  number of concepts or pairs it appears in.
 
 A protocol is built from the detector's config and the adapter bank (:func:`recognition_protocol`), so one
 that carries calibration or learned parameters reads them from the bank's manifest or folder
@@ -48,8 +53,11 @@ if TYPE_CHECKING:
 
     from slc.agent.adapters import AdapterBank
     from slc.agent.chat_inputs import ImagesArg
+    from slc.agent.reference import ReferenceHead
 
 PassKind = Literal["forward", "generate"]
+#: Folder of an adapter bank that holds its reference head (slc.agent.reference).
+REFERENCE_HEAD_DIR = "reference_head"
 #: Called once per model pass made through a :class:`ModelHandle` (how the evals count small-VLM work).
 PassHook = Callable[[PassKind], None]
 
@@ -159,6 +167,16 @@ class ModelHandle:
         self._passed("forward")
         return sequence_logprobs(self.model, inputs, labels)
 
+    def image_tokens(self, images: Sequence[Image]) -> list[torch.Tensor]:
+        """The image tokens the language model would read for each photo (vision tower + connector only)."""
+        import torch
+
+        from slc.agent.reference import image_tokens
+
+        self._passed("forward")
+        with torch.inference_mode():
+            return image_tokens(self.model, self.processor, images)
+
     def _passed(self, kind: PassKind) -> None:
         if self.on_pass is not None:
             self.on_pass(kind)
@@ -199,6 +217,9 @@ class RecognitionProtocol(BaseModel, ABC):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: ClassVar[RecognitionName]
+    #: True when the decision needs each concept's reference photos in every pass (callers then put them into
+    #: the ConceptQuery: slc.memory.queries.concept_query(with_reference_images=True)).
+    uses_references: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, config: DetectorConfig, bank: AdapterBank | None) -> RecognitionProtocol:
@@ -291,6 +312,70 @@ class LikelihoodRecognition(RecognitionProtocol):
         return out
 
 
+class ReferenceRecognition(RecognitionProtocol):
+    """Same individual as the concept's reference photos? The bank's learned head over the VLM's image tokens."""
+
+    name: ClassVar[RecognitionName] = "reference"
+    uses_references: ClassVar[bool] = True
+    head: ReferenceHead
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig, bank: AdapterBank | None) -> ReferenceRecognition:
+        """The head stored in the bank (``reference_head/``, with its calibrated threshold)."""
+        from slc.agent.errors import AdapterBankError
+        from slc.agent.reference import ReferenceHead
+
+        if bank is None:
+            raise AdapterBankError("reference recognition needs an adapter bank with a trained reference head "
+                                   "(SLC_SMALL__ADAPTER_BANK; `slc train identity` makes one)")
+        return cls.with_head(ReferenceHead.load(bank.root / REFERENCE_HEAD_DIR))
+
+    @classmethod
+    def with_head(cls, head: ReferenceHead) -> ReferenceRecognition:
+        """The protocol over a head in memory (training evaluates the head it is training)."""
+        from slc.agent.reference import ReferenceHead
+
+        cls.model_rebuild(_types_namespace={"ReferenceHead": ReferenceHead})  # torch loads only when this is used
+        return cls(head=head)
+
+    def signatures(self, model: ModelHandle, photos: Sequence[Image]) -> torch.Tensor:
+        """(photos, k): what the head compares, one row per photo."""
+        import torch
+
+        with torch.inference_mode():
+            return self.head.signature(*self.head.describe(model.image_tokens(photos)))
+
+    def score(self, model: ModelHandle, pairs: Sequence[RecognitionPair]) -> list[RecognitionResult]:
+        """A concept without reference photos cannot be compared: its result says why; each query photo and each
+        concept's set of references is encoded once for the whole batch."""
+        import torch
+
+        usable = [p for p in pairs if p.references]
+        if usable:
+            queries = {p.image_key: p.image for p in usable}
+            ref_sets = {id(p.references): p.references for p in usable}
+            flat = [im for refs in ref_sets.values() for im in refs]
+            sig = self.signatures(model, [*queries.values(), *flat])
+            q_sig = dict(zip(queries, sig[: len(queries)]))
+            r_sig, start = {}, len(queries)
+            for key, refs in ref_sets.items():
+                r_sig[key] = sig[start : start + len(refs)].mean(0)
+                start += len(refs)
+            with torch.inference_mode():
+                logits = self.head.score(torch.stack([q_sig[p.image_key] for p in usable]),
+                                         torch.stack([r_sig[id(p.references)] for p in usable]))
+            probs = iter(torch.sigmoid(logits - self.head.config.threshold).tolist())
+        out = []
+        for p in pairs:
+            if not p.references:
+                out.append(RecognitionResult(score=None, error=f"concept {p.query.token} has no reference photos to "
+                                             "compare with (reference recognition needs them)"))
+                continue
+            prob = next(probs)
+            out.append(RecognitionResult(score=YesNoScore(p_yes=prob, p_no=1.0 - prob)))
+        return out
+
+
 def _ask(model: ModelHandle, pairs: Sequence[RecognitionPair], history: Sequence[Sequence[Turn]] | None) -> list[YesNoScore]:
     """The RECOGNIZE question for each pair (after ``history``), read as Yes/No probabilities."""
     texts = [build_prompt(p.query, "recognize", len(p.references)) for p in pairs]
@@ -299,7 +384,7 @@ def _ask(model: ModelHandle, pairs: Sequence[RecognitionPair], history: Sequence
 
 
 PROTOCOLS: dict[RecognitionName, type[RecognitionProtocol]] = {
-    cls.name: cls for cls in (YesNoRecognition, DescribeRecognition, LikelihoodRecognition)
+    cls.name: cls for cls in (YesNoRecognition, DescribeRecognition, LikelihoodRecognition, ReferenceRecognition)
 }
 
 
@@ -310,7 +395,8 @@ def recognition_protocol(config: DetectorConfig, bank: AdapterBank | None = None
 
 
 __all__ = [
-    "PROTOCOLS", "DescribeRecognition", "LikelihoodRecognition", "ModelHandle", "PassHook", "PassKind",
-    "RecognitionPair", "RecognitionProtocol", "RecognitionResult", "YesNoRecognition", "YesNoScore",
+    "PROTOCOLS", "REFERENCE_HEAD_DIR", "DescribeRecognition", "LikelihoodRecognition", "ModelHandle", "PassHook",
+    "PassKind", "RecognitionPair", "RecognitionProtocol", "RecognitionResult", "ReferenceRecognition",
+    "YesNoRecognition", "YesNoScore",
     "recognition_protocol", "single_token_ids", "yes_no_scores", "yes_no_token_ids",
 ]

@@ -174,11 +174,25 @@ class Settings(BaseSettings):
     max_history_messages: int = Field(
         default=20, ge=0, description="Chat messages kept per session (older ones are dropped so checkpoints stay small)."
     )
+    memory_cache_mb: float = Field(
+        default=256,
+        gt=0,
+        description="In-process copies of tenants' concept indexes kept by one process (slc.memory.mirror): at most "
+        "this many MB in all, least recently used first out; the copy in use always stays. About 25 KB per tenant "
+        "with 10 concepts and 512-d image vectors (docs/SCALING.md).",
+    )
     turn_wait_s: float = Field(
         default=300,
         ge=0,
         description="How long a turn waits for another turn on the same thread to finish before it is refused "
         "(ThreadBusyError); turns on one thread run one at a time, so none is lost. 0 = refuse at once.",
+    )
+    max_photo_bytes: int = Field(
+        default=20_000_000,
+        ge=1,
+        description="Largest photo file a question may carry (a path, bytes, base64 or a data URL, also inside a "
+        "chat message), checked before it is decoded: a larger one is refused with a message saying so. 20 MB "
+        "holds any phone photo; the decoded size is bounded apart (64 MP, agent/images.py).",
     )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

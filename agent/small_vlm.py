@@ -70,14 +70,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from slc.agent.adapters import AdapterBank
-from slc.agent.concept_prompts import PromptKind, build_prompt
-from slc.agent.detection import ConceptQuery, Detection
+from slc.agent.concept_prompts import PromptKind, build_prompt, parse_identity_text
+from slc.agent.detection import ConceptQuery, DerivedIdentity, Detection
 from slc.agent.detection_json import StructuredAnswer, parse_detection_output
 from slc.agent.detector import DetectorConfig, LocateMode
 from slc.agent.errors import AdapterBankError, InvalidImageError, ModelNotFoundError
 from slc.agent.images import ImageSource, load_image
 from slc.agent.loading import load_vlm
-from slc.agent.prompts import SMALL_VLM_PROMPT_VERSION
+from slc.agent.prompts import SMALL_DESCRIBE_FIRST, SMALL_VLM_PROMPT_VERSION
 from slc.agent.recognition import (
     ModelHandle,
     PassHook,
@@ -323,6 +323,30 @@ class SmallVLM:
         for it (detection, a scan, a graph node, an eval mode). Adding the same hook twice adds it once."""
         if hook not in self._pass_hooks:
             self._pass_hooks.append(hook)
+
+    def describe_identity(self, images: Sequence[ImageSource]) -> DerivedIdentity | None:
+        """The concept's identity from its own photos (registration): each photo described with the describe
+        turn (greedy, the base model), parsed, and every slot voted; None when no description has the
+        identity form (a model that was never taught it describes in free prose)."""
+        from collections import Counter
+
+        photos = [load_image(p) for p in images]
+        if not photos:
+            return None
+        with self._lock, self.using(None):
+            handle = self.handle()
+            inputs = handle.inputs([[im] for im in photos], [SMALL_DESCRIBE_FIRST] * len(photos))
+            texts = [t.strip() for t in handle.generate(inputs, max_new_tokens=self.config.max_description_tokens)]
+        parsed = [p for p in (parse_identity_text(t) for t in texts) if p is not None]
+        if not parsed:
+            return None
+        category, votes = Counter(c for c, _ in parsed).most_common(1)[0]
+        agreement = {"category": votes / len(photos)}
+        attributes = {}
+        for key in dict.fromkeys(k for _, attrs in parsed for k in attrs):
+            value, votes = Counter(a[key] for _, a in parsed if key in a).most_common(1)[0]
+            attributes[key], agreement[key] = value, votes / len(photos)
+        return DerivedIdentity(category=category, attributes=attributes, descriptions=texts, agreement=agreement)
 
     def handle(self) -> ModelHandle:
         """The model as it is now (use inside :meth:`using` to pick the adapter), reporting to the pass hooks."""

@@ -21,6 +21,7 @@ from slc.cli.console import set_verbose
 from slc.cli.data import app as data_app
 from slc.cli.demo import demo
 from slc.cli.eval import app as eval_app
+from slc.cli.noise import library_noise
 from slc.cli.scan import scan
 from slc.cli.train import app as train_app
 
@@ -44,10 +45,12 @@ def _root(
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each step does."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Log what each step does, and show the libraries' own bars and warnings."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_verbose(verbose)  # one error handler for every command: tracebacks only under -v
+    library_noise(verbose)
 
 
 app.add_typer(concept_app, name="concept")

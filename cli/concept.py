@@ -2,22 +2,23 @@
 
 Heavy libraries (chromadb, torch, transformers) are imported inside the commands so ``slc --help`` stays
 fast. Every slc error is printed as one line and exits with code 1, never a traceback. The memory comes
-from the service factory, like the graph's.
+from the service factory, like the graph's. ``import`` shows a labelled progress bar, concept by concept.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from slc.agent.errors import SLCError
-from slc.cli.console import cli_errors, table
+from slc.cli.console import cli_errors, progress, table
 from slc.cli.options import TenantOpt
 from slc.graphs.services import ServiceFactory
 
 if TYPE_CHECKING:
+    from slc.memory.importers.common import ImportPlan, ImportReport
     from slc.memory.store import ConceptMemory
 
 app = typer.Typer(help="Your personal concepts (names, reference images, descriptions).", no_args_is_help=True)
@@ -25,6 +26,24 @@ app = typer.Typer(help="Your personal concepts (names, reference images, descrip
 
 def _memory(tenant: Optional[str]) -> ConceptMemory:
     return ServiceFactory().memory(tenant)
+
+
+def _register_with_progress(memory: ConceptMemory, plan: ImportPlan, **options: Any) -> ImportReport:
+    """``register`` one concept at a time under a labelled bar (a benchmark's concepts take minutes to embed);
+    each concept stays all-or-nothing, as ``register`` makes it."""
+    from slc.memory.importers import register
+    from slc.memory.importers.common import ImportReport
+
+    report = ImportReport(missing_images=plan.missing_images, warnings=list(plan.warnings))
+    with progress(f"importing {plan.format} concepts", len(plan.concepts)) as advance:
+        for spec in plan.concepts:
+            part = register(memory, plan.model_copy(update={"concepts": [spec], "warnings": []}), **options)
+            report.added += part.added
+            report.updated += part.updated
+            report.skipped.update(part.skipped)
+            report.failed.update(part.failed)
+            advance(1)
+    return report
 
 
 @app.command("add")
@@ -36,8 +55,12 @@ def add(
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Permanent category, e.g. dog."),
     tenant: Optional[str] = TenantOpt,
 ) -> None:
-    """Register a concept from reference images (all or nothing)."""
-    concept = _memory(tenant).add(name, list(images), description=description, category=category)
+    """Register a concept from reference images (all or nothing); with a small VLM configured, its identity
+    (category and attributes) is read off the photos."""
+    from slc.graphs.registration import register_concept
+
+    concept = register_concept(ServiceFactory(), name, list(images), tenant=tenant, description=description,
+                               category=category)
     typer.echo(f"Added <{concept.name}> with {len(concept.images)} image(s) (id {concept.id}).")
 
 
@@ -121,13 +144,14 @@ def import_(
     """Import concepts from a benchmark dataset's own files."""
     from rich.console import Console
 
-    from slc.memory.importers import discover, register
+    from slc.memory.importers import discover
 
     if on_exists not in ("skip", "update", "error"):
         raise SLCError("--on-exists must be skip, update or error")
     kwargs = {"images_root": images_root} if images_root and fmt.replace("-", "_") in ("rap", "slc_eval") else {}
     plan = discover(fmt, path, **kwargs)
-    report = register(_memory(tenant), plan, on_exists=on_exists, max_images=max_images)  # type: ignore[arg-type]
+    memory = _memory(tenant)
+    report = _register_with_progress(memory, plan, on_exists=on_exists, max_images=max_images)
     results = (("added", report.added), ("updated", report.updated), ("skipped", list(report.skipped)),
                ("failed", list(report.failed)))
     console = Console()

@@ -3,16 +3,18 @@
 Why one place: every command (``slc ask``, ``slc concept add``, ``slc demo``...) must fail the same way, a
 single line a person can act on and exit code 1, with the traceback only under ``slc -v``. Commands wrap
 themselves with :func:`cli_errors`; nothing else catches ``SLCError`` for printing. Tables of every
-command are built by :func:`table`, so they look alike.
+command are built by :func:`table`, and every job that counts through items shows :func:`progress` (a
+labelled bar on stderr, so ``--json`` output on stdout stays clean), so they look alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
@@ -88,6 +90,19 @@ def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> 
     return t
 
 
+@contextlib.contextmanager
+def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A labelled bar on stderr for a job of ``total`` items; yields ``advance(n)``. On a terminal it moves
+    as the job does; elsewhere (a pipe, a log) its final state is printed once when the job ends."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
 # -- printing turn results ----------------------------------------------------------------------------------
 
 
@@ -137,5 +152,5 @@ def print_turn(result: TurnResult, *, detections: list[Detection] | None = None,
         console.print(f"[yellow]note[/yellow] {flag}")
 
 
-__all__ = ["cli_errors", "error_line", "fail", "one_line", "print_json", "print_turn", "set_verbose", "table",
+__all__ = ["cli_errors", "error_line", "fail", "one_line", "print_json", "print_turn", "progress", "set_verbose", "table",
            "turn_payload", "verbose"]

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from slc.cli.console import progress
+
 app = typer.Typer(help="Concept-as-Tree synthetic data: controllable positives and negatives.", no_args_is_help=True)
 
 
@@ -38,14 +40,11 @@ def generate(
 ) -> None:
     """Generate, filter and export a concept-world dataset (images, JSONL conversations, manifest)."""
     from pydantic import ValidationError
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from slc.cat.edits import SamplingPlan
     from slc.cat.filter import FilterConfig
     from slc.cat.pipeline import DatasetConfig, generate_dataset
 
-    console = Console(stderr=True)
     try:
         plan = SamplingPlan(positives=positives, easy=easy, hard=hard, k_weights=SamplingPlan.parse_k(k),
                             diversity=diversity, seed=seed)
@@ -63,12 +62,9 @@ def generate(
 
         embedder = HFImageEmbedder(clip)
 
-    total = concepts * (positives + easy + hard)
-    with Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=False) as bar:
-        task = bar.add_task("samples", total=total)
+    with progress("generating samples", concepts * (positives + easy + hard)) as advance:
         try:
-            result = generate_dataset(config, out, embedder=embedder, progress=lambda n: bar.advance(task, n))
+            result = generate_dataset(config, out, embedder=embedder, progress=advance)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
     m = result.manifest

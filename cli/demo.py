@@ -5,7 +5,9 @@ serve the large role over the OpenAI API with ``transformers serve`` (or in-proc
 register three concept-world concepts (``slc.cat``: rendered images with exact ground truth) in a fresh
 memory under the demo folder; run a two-turn session through the full graph, printing what each node
 did (recall hits, detections with confidences, verdicts, loop-backs, answer) and appending every node
-event to a JSONL trace; then say where the session DB and the trace are, and check its own output. Every
+event to a JSONL trace; then write a settings file (``slc.toml`` in the demo folder) pointing at the models
+it ran and the memory and session it filled, print the one command that continues the session offline
+(``SLC_CONFIG=... slc chat --thread demo``, the large role in-process), and check its own output. Every
 service comes from one :class:`~slc.graphs.services.ServiceFactory`, as in ``slc ask``.
 
 The offline default is honest about itself: the small model and the image encoder are RANDOM tiny models
@@ -28,6 +30,7 @@ import typer
 from rich.console import Console
 
 from slc.agent.errors import SLCError
+from slc.agent.large_vlm import LOCAL_PREFIX
 from slc.agent.settings import LargeVLMSettings, Settings
 from slc.cli.console import cli_errors, fail, table
 from slc.cli.options import BaseUrlOpt, LargeOpt, SmallOpt
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from slc.memory.types import Concept
 
 DEMO_MARKER = ".slc-demo"
+CONFIG_NAME = "slc.toml"
 THREAD = "demo"
 TURNS = (("Is <c001> in this photo?", True), ("What does <c000> look like?", False))
 HONESTY = (
@@ -88,15 +92,19 @@ def format_event(ev: dict[str, Any]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _large_role(console: Console, settings: Settings, *, large_model: str | None, base_url: str | None,
-                in_process: bool, models_dir: Path) -> Iterator[tuple[LargeVLMSettings, BaseChatModel | None, str]]:
-    """(large settings, an in-process chat model or None, description) for the large role, served for the
-    duration of the block; with None the service factory builds the model from the settings."""
+def _large_role(
+    console: Console, settings: Settings, *, large_model: str | None, base_url: str | None, in_process: bool,
+    models_dir: Path,
+) -> Iterator[tuple[LargeVLMSettings, BaseChatModel | None, str, LargeVLMSettings]]:
+    """(large settings, an in-process chat model or None, description, the large settings to keep after the
+    demo) for the large role, served for the duration of the block; with None the service factory builds the
+    model from the settings. What is kept never names the demo's own server (it is stopped when the demo
+    ends): the offline default is kept as ``local:<checkpoint>``, which runs in-process."""
     if base_url or large_model:
         large = settings.large.model_copy(update={k: v for k, v in {"model": large_model, "base_url": base_url}.items() if v})
         if base_url and not large_model:
             large = large.model_copy(update={"model": "default"})
-        yield large, None, f"{large.model} at {large.base_url or 'its provider'}"
+        yield large, None, f"{large.model} at {large.base_url or 'its provider'}", large
         return
     from slc.testing.protocol_vlm import build_protocol_vlm
 
@@ -105,10 +113,11 @@ def _large_role(console: Console, settings: Settings, *, large_model: str | None
         path = build_protocol_vlm(models_dir / "demo-protocol-vlm")
     console.print(f"large role: tiny protocol model at {path} ({time.perf_counter() - t:.1f}s)")
     large = settings.large.model_copy(update={"model": str(path), "max_tokens": 96, "max_retries": 0, "timeout_s": 120})
+    kept = large.model_copy(update={"model": f"{LOCAL_PREFIX}{path}", "base_url": None})
     if in_process:
         from slc.agent.local_chat import LocalChatVLM
 
-        yield large, LocalChatVLM(model_path=str(path), max_new_tokens=96), "in-process (LocalChatVLM)"
+        yield large, LocalChatVLM(model=str(path), max_tokens=96), "in-process (LocalChatVLM)", kept
         return
     from slc.agent.large_vlm import serve_local
 
@@ -118,7 +127,7 @@ def _large_role(console: Console, settings: Settings, *, large_model: str | None
         url = cm.__enter__()
     try:
         console.print(f"large role: `transformers serve` at {url} ({time.perf_counter() - t:.1f}s), OpenAI API")
-        yield large.model_copy(update={"base_url": url}), None, f"transformers serve at {url}"
+        yield large.model_copy(update={"base_url": url}), None, f"transformers serve at {url}", kept
     except BaseException as exc:
         if not cm.__exit__(type(exc), exc, exc.__traceback__):
             raise
@@ -126,19 +135,38 @@ def _large_role(console: Console, settings: Settings, *, large_model: str | None
         cm.__exit__(None, None, None)
 
 
-def register_samples(memory: ConceptMemory, n: int = 3, seed: int = 0) -> tuple[list[Concept], ConceptWorld]:
-    """Register ``n`` concept-world concepts (2 rendered reference images each); returns (concepts, world)."""
+def write_config(path: Path, settings: Settings) -> Path:
+    """A settings file (``SLC_CONFIG``) with what the demo ran on: its data folder (memory, sessions), small
+    VLM, image encoder and large role. API keys are never written (they stay in their variables)."""
+    def toml(value: object) -> str:
+        return json.dumps(str(value)) if isinstance(value, (str, Path)) else json.dumps(value)
+
+    large = {"model": settings.large.model, "base_url": settings.large.base_url, "max_tokens": settings.large.max_tokens}
+    lines = ["# Written by `slc demo`: the models it built and the memory and sessions it filled.",
+             f"# Use it with: SLC_CONFIG={path} slc chat --thread {THREAD}",
+             "# (SLC_* variables you set still take precedence over this file.)",
+             f"data_dir = {toml(settings.data_dir)}", f"image_encoder = {toml(settings.image_encoder)}",
+             f"reflection_rounds = {settings.reflection_rounds}", "", "[small]",
+             f"model = {toml(settings.small.model)}", f"max_new_tokens = {settings.small.max_new_tokens}", "", "[large]",
+             *(f"{k} = {toml(v)}" for k, v in large.items() if v is not None)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def register_samples(services: ServiceFactory, n: int = 3, seed: int = 0) -> tuple[list[Concept], ConceptWorld]:
+    """Register ``n`` concept-world concepts (2 rendered reference images each) as a user would: the identity
+    comes from the small VLM reading the photos (:func:`~slc.graphs.registration.register_concept`), never
+    from the renderer; the concept tree is kept for CaT. Returns (concepts, world)."""
     from slc.cat.render import render
     from slc.cat.world import make_world
-    from slc.memory.types import Identity
+    from slc.graphs.registration import register_concept
 
     world = make_world(n, seed=seed)
     out = []
     for i, wc in enumerate(world):
         refs = [render(wc.tree, {"position": pos, "background": bg}, size=96, seed=seed + 10 * i + k)
                 for k, (pos, bg) in enumerate((("center", "white"), ("top left", "pale blue")))]
-        out.append(memory.add(wc.name, refs, description=wc.description, tree=wc.tree.to_dict(),
-                              identity=Identity(category=wc.tree.root, attributes=wc.tree.identity())))
+        out.append(register_concept(services, wc.name, refs, description=wc.description, tree=wc.tree.to_dict()))
     return out, world
 
 
@@ -150,7 +178,7 @@ def _session(console: Console, services: ServiceFactory, root: Path) -> tuple[li
 
     t = time.perf_counter()
     with console.status("registering sample concepts..."):
-        concepts, world = register_samples(services.memory())
+        concepts, world = register_samples(services)
     console.print(table(f"sample concepts (CaT concept world), registered in {time.perf_counter() - t:.1f}s",
                         ("concept", "category", "description", "images"),
                         ((c.token, c.category or "", c.description, str(len(c.images))) for c in concepts)))
@@ -225,7 +253,7 @@ def run_demo(
 
     # 2. the large role, then every service from one factory (3. memory + small VLM, 4. the session)
     with _large_role(console, settings, large_model=large_model, base_url=base_url, in_process=in_process,
-                     models_dir=models_dir) as (large_settings, large, where):
+                     models_dir=models_dir) as (large_settings, large, where, kept_large):
         settings = settings.model_copy(update={"large": large_settings})
         services = ServiceFactory(settings, large_vlm=large)
         try:
@@ -239,8 +267,14 @@ def run_demo(
     loops = sum(t.loop_backs for t in turns)
     console.print(f"large role: {where}")
     console.print(f"session DB: {settings.sessions_path} (thread '{THREAD}', {len(history)} messages)")
-    console.print(f"  continue it: SLC_DATA_DIR={root} SLC_LARGE__BASE_URL=<endpoint> SLC_LARGE__MODEL=<model> "
-                  f"slc chat --thread {THREAD}")
+    config = write_config(root / CONFIG_NAME, settings.model_copy(update={"large": kept_large}))
+    console.print(f"config: {config} (the demo's models and memory; the large role "
+                  f"{'in-process' if kept_large.model.startswith(LOCAL_PREFIX) else kept_large.model})")
+    # soft_wrap: a command is printed on one line, whatever the terminal's width, so it can be copied whole
+    console.print(f"  continue the session:  SLC_CONFIG={config} slc chat --thread {THREAD}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"  ask about a photo:     SLC_CONFIG={config} slc ask {root / 'photo.png'} "
+                  f"\"Is <c000> in this photo?\"", highlight=False, markup=False, soft_wrap=True)
     console.print(f"trace: {trace_path} ({sum(len(t.events) for t in turns)} node events)")
     console.print("LangSmith: " + ("on (project from LANGSMITH_PROJECT / settings.tracing.project), images redacted"
                                    if tracing_enabled(settings) else "off (set LANGSMITH_TRACING=true and LANGSMITH_API_KEY to send traces)"))
@@ -273,4 +307,4 @@ def demo(
         fail("the demo did not show what it should (see above).")
 
 
-__all__ = ["HONESTY", "demo", "format_event", "register_samples", "run_demo"]
+__all__ = ["CONFIG_NAME", "HONESTY", "demo", "format_event", "register_samples", "run_demo", "write_config"]

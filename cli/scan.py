@@ -49,7 +49,7 @@ def scan(
     memory = services.memory()
     memory.get(concept)  # UnknownConceptError with close names, before the model loads
     small = services.small_vlm()
-    query = MemoryConceptResolver(memory, small.bank)(concept)
+    query = MemoryConceptResolver(memory, small.bank, with_reference_images=small.protocol.uses_references)(concept)
     rows = small.scan([str(f) for f in files], query, batch_size=batch_size, progress=True)
     if as_json:
         for f, d in zip(files, rows):

@@ -121,7 +121,7 @@ def benchmark(
     width: int = typer.Option(64, help="Text and vision width of the tiny model."),
     layers: int = typer.Option(2, help="Text layers of the tiny model."),
     parallel: bool = typer.Option(True, help="Run the variants as parallel processes."),
-    progress: bool = typer.Option(False, help="Progress bars and per-eval lines."),
+    progress: bool = typer.Option(True, help="A labelled progress bar per training run, and per-eval lines."),
     protocol: str = typer.Option("likelihood", help="Recognition protocol: likelihood (default) | describe | yes_no."),
     aux_weight: float = typer.Option(6.0, min=0, help="Auxiliary attribute-head loss weight in the meta stage (0: off)."),
     answer_weight: float = typer.Option(1.0, help="Loss weight of Yes/No answer tokens (yes_no/describe protocols)."),

@@ -10,8 +10,11 @@ agent, LangGraph Server / Studio (``langgraph.json`` serves the module-level ``g
    (:class:`TenantAccessError` if the context names someone else).
 2. The thread: owned by the tenant that started it, one turn at a time (:mod:`slc.graphs.threads`);
    every checkpoint the run writes names its tenant.
-3. The photo: stored in the tenant's query-photo store before the run starts, path inputs confined
-   (:func:`slc.graphs.photos.admit_photo`), so input, state, checkpoints and traces hold its hash only.
+3. The photo, given as the ``image`` input or inside the chat messages (image content blocks, as Studio's
+   chat and Agent Chat UI send it): stored in the tenant's query-photo store before the run starts, size
+   bounded, path inputs confined (:func:`slc.graphs.photos.admit_photo`,
+   :func:`slc.graphs.message_photos.admit_message_photos`), so input, state, checkpoints and traces hold its
+   hash only.
 4. The trace: the run's LangSmith tracers, whoever attached them, post through redacting clients
    (:func:`slc.graphs.tracing.private_callbacks`) unless the run's redaction is off.
 """
@@ -28,9 +31,10 @@ from langchain_core.runnables.config import ensure_config, merge_configs, var_ch
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from slc.agent.errors import SLCError
+from slc.agent.errors import InvalidImageError, SLCError
 from slc.agent.settings import Settings
 from slc.graphs.context import Context, RunOptions
+from slc.graphs.message_photos import admit_message_photos
 from slc.graphs.photos import admit_photo
 from slc.graphs.services import ServiceFactory, default_services
 from slc.graphs.threads import OWNER_KEY, athread_turn, thread_turn
@@ -57,12 +61,28 @@ def bind_context(context: Context | dict[str, Any] | None, config: dict[str, Any
 
 
 def _with_photo(input: Any, sha_of: Callable[[Any], str]) -> Any:
-    """``input`` with its ``image`` replaced by ``sha_of(image)`` (inputs without a photo as they are)."""
-    if isinstance(input, dict) and input.get("image"):
-        return {**input, "image": sha_of(input["image"])}
-    if dataclasses.is_dataclass(input) and not isinstance(input, type) and getattr(input, "image", None):
-        return dataclasses.replace(input, image=sha_of(input.image))
-    return input
+    """``input`` with its photo, the ``image`` field or one inside its chat messages
+    (:mod:`slc.graphs.message_photos`), replaced by ``sha_of(photo)`` (inputs without a photo as they are)."""
+    if isinstance(input, dict):
+        fields = input
+    elif dataclasses.is_dataclass(input) and not isinstance(input, type):
+        fields = {f.name: getattr(input, f.name) for f in dataclasses.fields(input)}
+    else:
+        return input
+    update: dict[str, Any] = {}
+    message_photo = None
+    if fields.get("messages"):
+        update["messages"], message_photo = admit_message_photos(fields["messages"], sha_of)
+    photo = sha_of(fields["image"]) if fields.get("image") else None
+    if photo and message_photo and photo != message_photo:
+        raise InvalidImageError(
+            "This turn carries two different photos (the `image` input and one in its message): a question is "
+            "about one photo: send one")
+    if photo or message_photo:
+        update["image"] = photo or message_photo
+    if not update:
+        return input
+    return {**input, **update} if isinstance(input, dict) else dataclasses.replace(input, **update)
 
 
 class _Run:

@@ -108,7 +108,8 @@ async def personalize(state: State, runtime: Runtime[Context], services: Service
         return [
             concept_query(by_name[n].concept, bank=bank,
                           embedding=(lambda n=n: memory.concept_embedding(n)) if memory is not None else None,
-                          with_reference_images=second_pass, feedback=feedback.get(n))
+                          with_reference_images=second_pass or detector.protocol.uses_references,
+                          feedback=feedback.get(n))
             for n in names
         ]
 

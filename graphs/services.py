@@ -3,12 +3,17 @@
 Why one factory: the graph's nodes, the LangChain tools, the eval modes, the CLI and the demo all need the
 same four things (a tenant's concept memory, the small VLM, the large VLM, a tenant's store of query photos)
 built the same way and failing the same way. Models are built once per factory and shared by every tenant
-(a server answering many users runs one small VLM and talks to one endpoint); concept memory and query
-photos are per tenant, every tenant's memory on the factory's one index backend (one Chroma client, not
-one per tenant). A graph node gets :meth:`ServiceFactory.for_tenant`, the view of ONE tenant: the run's
-tenant is the only one whose memory and photos it can reach. Nothing
-is built before it is asked for, so making a factory, or importing the module-level graph bound to
-:func:`default_services`, loads no model and opens no store. Tests and callers inject ready instances.
+(a server answering many users runs one small VLM and talks to one endpoint; the memory's image and text
+encoders are loaded once per process, :mod:`slc.memory.embedders`); concept memory and query photos are
+per tenant, every tenant's memory on the factory's one index backend (one Chroma client and one bounded
+cache of in-process index copies, not one per tenant). What a tenant costs the process is bounded too: the
+factory keeps the :class:`ConceptMemory` and photo-store handles of the :data:`OPEN_TENANTS` most recent
+tenants (they are small and cheap to reopen; their data lives in the backend's cache), so a server that has
+seen 10,000 tenants holds 10,000 of nothing (benchmarks/tenants.py). A graph node gets
+:meth:`ServiceFactory.for_tenant`, the view of ONE tenant: the run's tenant is the only one whose memory and
+photos it can reach. Nothing is built before it is asked for, so making a factory, or importing the
+module-level graph bound to :func:`default_services`, loads no model and opens no store. Tests and callers
+inject ready instances.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, TypeVar
 
 from slc.agent.errors import LargeVLMUnavailableError
 from slc.agent.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.language_models import BaseChatModel
 
     from slc.agent.small_vlm import SmallVLM
@@ -34,6 +42,22 @@ if TYPE_CHECKING:
 
 #: How often a process sweeps a tenant's expired query photos (besides when it first opens the store).
 _SWEEP_EVERY_S = 3600.0
+#: Tenants whose memory and photo-store handles a factory keeps open (least recently used first out).
+OPEN_TENANTS = 1024
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _recent(cache: OrderedDict[K, V], key: K, make: "Callable[[], V]", limit: int = OPEN_TENANTS) -> V:
+    """``cache[key]``, made on a miss; the least recently used entries beyond ``limit`` are dropped."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    while len(cache) > limit:
+        cache.popitem(last=False)
+    return value
 
 
 def check_endpoint(base_url: str, timeout_s: float = 5.0) -> None:
@@ -75,9 +99,8 @@ class ServiceFactory:
         self._small_vlm = small_vlm
         self._large_vlm = large_vlm
         self._image_store = image_store
-        self._memories: dict[str, ConceptMemory] = {}
-        self._image_stores: dict[str, ImageStore] = {}
-        self._swept: dict[str, float] = {}  # tenant -> time.time() of this process's last retention sweep
+        self._memories: OrderedDict[str, ConceptMemory] = OrderedDict()
+        self._image_stores: OrderedDict[str, tuple[ImageStore, list[float]]] = OrderedDict()  # + last sweep time
         self._backend: IndexBackend | None = None
         # one lock per service: loading the small VLM must not hold up opening a tenant's memory
         self._locks = {name: threading.Lock() for name in ("memory", "small_vlm", "large_vlm", "image_store")}
@@ -94,14 +117,18 @@ class ServiceFactory:
             return self._memory
         tenant = tenant or self.settings.tenant
         with self._locks["memory"]:
-            if tenant not in self._memories:
+            if self._backend is None:
                 from slc.memory.backends import open_backend
+
+                self._backend = open_backend(self.settings)
+            backend = self._backend
+
+            def make() -> ConceptMemory:
                 from slc.memory.store import ConceptMemory
 
-                if self._backend is None:
-                    self._backend = open_backend(self.settings)
-                self._memories[tenant] = ConceptMemory(self.settings, tenant=tenant, backend=self._backend)
-            return self._memories[tenant]
+                return ConceptMemory(self.settings, tenant=tenant, backend=backend)
+
+            return _recent(self._memories, tenant, make)
 
     def small_vlm(self) -> SmallVLM:
         """The small VLM (ModelNotFoundError when its checkpoint is neither local nor obtainable)."""
@@ -136,15 +163,17 @@ class ServiceFactory:
             return self._image_store
         tenant = tenant or self.settings.tenant
         with self._locks["image_store"]:
-            if tenant not in self._image_stores:
+
+            def make() -> tuple[ImageStore, list[float]]:
                 from slc.memory.images import ImageStore
                 from slc.memory.names import tenant_key
 
-                self._image_stores[tenant] = ImageStore(self.settings.query_images_dir / tenant_key(tenant))
-            store = self._image_stores[tenant]
+                return ImageStore(self.settings.query_images_dir / tenant_key(tenant)), [0.0]
+
+            store, swept = _recent(self._image_stores, tenant, make)
             now = time.time()
-            if now - self._swept.get(tenant, 0.0) >= _SWEEP_EVERY_S:
-                self._swept[tenant] = now
+            if now - swept[0] >= _SWEEP_EVERY_S:
+                swept[0] = now
                 store.delete_older_than(now - self.settings.privacy.query_photo_retention_days * 86400)
             return store
 
@@ -218,4 +247,4 @@ def default_services() -> ServiceFactory:
     return ServiceFactory()
 
 
-__all__ = ["ServiceFactory", "TenantServices", "check_endpoint", "default_services"]
+__all__ = ["OPEN_TENANTS", "ServiceFactory", "TenantServices", "check_endpoint", "default_services"]

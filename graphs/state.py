@@ -85,10 +85,13 @@ class Answer(BaseModel):
 
 @dataclass(kw_only=True)
 class InputState:
-    """What a caller sends per turn: a question and optionally a photo.
+    """What a caller sends per turn: a question and optionally a photo, or chat messages.
 
-    ``image``: the sha256 of a stored photo, a path, or a ``data:image/...;base64,`` URL; the recall node
-    stores it and replaces it by its sha256, the only form of a photo state ever holds.
+    ``image``: the sha256 of a stored photo, a ``data:image/...;base64,`` URL or bare base64, or a path
+    (under the allowed folders). Or, as a chat front-end sends it (LangGraph Studio's chat, Agent Chat UI):
+    ``messages`` ending with a human message whose content holds the question's text plus one image block.
+    The graph stores the photo before its first node and keeps only its sha256, the only form of a photo
+    state ever holds (:mod:`slc.graphs.message_photos`).
     """
 
     question: str = ""

@@ -30,12 +30,30 @@ Undo = Callable[[Sequence[str], Sequence[str]], int]
 
 
 class WriteJournal:
-    """One tenant's journal folder plus the lock its writers share."""
+    """One tenant's journal folder plus the lock its writers share.
+
+    Cheap to make (a server opens one per tenant it serves): the lock file is only touched by a write, or by
+    :meth:`if_idle` when a journal is left to replay."""
 
     def __init__(self, directory: Path, lock_path: Path) -> None:
         self.directory = directory
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
+        self._lock_path = lock_path
+        self._lock: FileLock | None = None
+
+    @property
+    def lock(self) -> FileLock:
+        if self._lock is None:
+            self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(self._lock_path), timeout=LOCK_TIMEOUT_S)
+        return self._lock
+
+    def pending(self) -> bool:
+        """Whether a journal is left behind (a crashed write, or one in progress in another process)."""
+        try:
+            with os.scandir(self.directory) as entries:
+                return any(e.name.endswith((".json", ".tmp")) for e in entries)
+        except FileNotFoundError:
+            return False
 
     @contextlib.contextmanager
     def entry(self, record_ids: Iterable[str], shas: Iterable[str]) -> Iterator[None]:

@@ -12,8 +12,10 @@ Usage::
 What lives where (why this shape):
 - The vectors sit behind :mod:`slc.memory.index` (``VectorIndex``, ``IndexBackend``): two indexes per
   tenant, ``concepts`` and ``images``, opened on a backend from :mod:`slc.memory.backends` (Chroma today,
-  :mod:`slc.memory.chroma_index`). This class holds the rules and never calls a store directly. A process
-  serving many tenants passes one ``backend`` to every tenant's memory (one connection, not one per tenant).
+  :mod:`slc.memory.chroma_index`, read through in-process copies, :mod:`slc.memory.mirror`: name lookups
+  and image queries never scan or wait on the store). This class holds the rules and never calls a store
+  directly. A process serving many tenants passes one ``backend`` to every tenant's memory (one
+  connection and one bounded cache of copies, not one per tenant).
 - Record layout (concept record = commit marker, image records ``<concept id>:<sha256>``):
   :mod:`slc.memory.records`. Names and tenant keys: :mod:`slc.memory.names`.
 - Image files: a content-addressed :class:`~slc.memory.images.ImageStore` per tenant under
@@ -134,10 +136,8 @@ class ConceptMemory:
         self._backend = backend if backend is not None else open_backend(self.settings, client=client)
         self.images = ImageStore(self.settings.images_dir / self.key)
         self._journal = WriteJournal(self.settings.data_dir / "memory-journal" / self.key, self._backend.lock_path(self.key))
-        self._lock = self._journal.lock
         self._concepts = self._backend.open_index(self.key, "concepts")
         self._imgs = self._backend.open_index(self.key, "images")
-        self.collection_names = (self._concepts.name, self._imgs.name)
         self._recover()
 
     @classmethod
@@ -213,7 +213,12 @@ class ConceptMemory:
         return removed
 
     def _recover(self) -> None:
-        """Replay journals and remove temp files left by crashed writers, if no writer is busy right now."""
+        """Replay journals and remove temp files left by crashed writers, if no writer is busy right now.
+
+        Nothing to do (the usual case: one directory listing) without a journal: every write to the image
+        store and the indexes runs inside a journal entry, so only a write that left one can leave debris."""
+        if not self._journal.pending():
+            return
         with self._journal.if_idle() as idle:
             if idle:
                 self.images.clean_temp_files()
@@ -229,7 +234,7 @@ class ConceptMemory:
     def fsck(self) -> int:
         """Full consistency pass for this tenant: orphan image records and unused files are removed.
         Returns how many things were removed. Cost grows with the memory; opening a memory does the cheap one."""
-        with self._lock:
+        with self._journal.lock:
             n = self._reconcile([r.id for r in self._imgs.get(metadata=False)], [])
             used = {r.metadata["sha256"] for r in self._imgs.get()}
             for sha in list(self.images):
@@ -292,7 +297,7 @@ class ConceptMemory:
             raise
         text_vec = text_job.result()
         record_ids = [image_record_id(cid, p.sha) for p in items]
-        with self._lock:
+        with self._journal.lock:
             if self._find(name) is not None:
                 raise DuplicateConceptError(f"Concept <{name}> already exists for tenant {self.tenant!r}")
             new_files = [p.sha for p in items if not self.images.exists(p.sha)]
@@ -310,7 +315,7 @@ class ConceptMemory:
         if self._find(name) is None:
             raise self._unknown(name)
         items = self._prepare(images)
-        with self._lock:
+        with self._journal.lock:
             concept = self._find(name)
             if concept is None:
                 raise self._unknown(name)
@@ -344,7 +349,7 @@ class ConceptMemory:
 
     def remove_images(self, name: str, sha256s: Iterable[str]) -> Concept:
         """Remove reference images (by sha256 or unique prefix); a concept keeps at least one image."""
-        with self._lock:
+        with self._journal.lock:
             concept = self._find(name)
             if concept is None:
                 raise self._unknown(name)
@@ -371,7 +376,7 @@ class ConceptMemory:
         adapter: str | None = None,
     ) -> Concept:
         """Edit the text fields of a concept; ``None`` leaves a field as it is."""
-        with self._lock:
+        with self._journal.lock:
             concept = self._find(name)
             if concept is None:
                 raise self._unknown(name)
@@ -393,7 +398,7 @@ class ConceptMemory:
     def rename(self, old: str, new: str) -> Concept:
         """Rename a concept (its id, images and adapter routing stay)."""
         new_name = normalize_name(new)
-        with self._lock:
+        with self._journal.lock:
             concept = self._find(old)
             if concept is None:
                 raise self._unknown(old)
@@ -407,7 +412,7 @@ class ConceptMemory:
 
     def delete(self, name: str) -> None:
         """Remove the concept, its image records and embeddings, and image files no other concept uses."""
-        with self._lock:
+        with self._journal.lock:
             concept = self._find(name)
             if concept is None:
                 raise self._unknown(name)
@@ -422,7 +427,7 @@ class ConceptMemory:
 
         Returns how many concepts it held. All-or-nothing like every write: the concept records go first
         (from then on no concept is visible), and a crash after that is finished by the journal's replay."""
-        with self._lock:
+        with self._journal.lock:
             concepts = self._concepts.get(metadata=False)
             images = self._imgs.get()
             record_ids = [r.id for r in images]

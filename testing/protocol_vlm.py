@@ -82,7 +82,7 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         base = build_tiny_vlm("idefics3", tmp / "base", seed=seed)
-        chat = LocalChatVLM(model_path=str(base), max_new_tokens=8)
+        chat = LocalChatVLM(model_path=str(base), max_tokens=8)
         chat._load()
         model, proc = chat._model, chat._processor
         tok = proc.tokenizer
@@ -115,7 +115,7 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
         photo = image_part(Image.new("RGB", (80, 60), (200, 30, 30)), 1024)
         checks = [[HumanMessage("What does <c000> look like?")],
                   [SystemMessage("You are a careful visual verifier."), HumanMessage([photo, {"type": "text", "text": "Verify c1."}])]]
-        chat.max_new_tokens = 8
+        chat.max_tokens = 8
         replies = [chat.invoke(m).content for m in checks]
         if not all(reply_ok(r) for r in replies):
             raise SLCError(f"the demo's protocol model does not give its reply: {replies!r}")

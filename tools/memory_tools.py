@@ -2,8 +2,9 @@
 
 Why tools and not just the CLI: a chat agent learns concepts in conversation ("this is my dog Bo",
 with photos) and must be able to register, look up and delete them itself. Errors (bad name, duplicate,
-unknown concept, unreadable image) come back to the agent as tool errors with the project's message,
-so it can ask the user instead of crashing. Memory is the context's tenant's, from the service factory
+unknown concept, unreadable image, and any fault under them) come back to the agent as tool errors with
+a message (:mod:`slc.tools.errors`), so it can ask the user instead of crashing. Deleting is the one
+destructive tool: its description tells the host's model to call it only when the user explicitly asks. Memory is the context's tenant's, from the service factory
 (default: the process-wide one), opened on first use. Photo paths come from the agent's model, so they
 are read only under ``settings.privacy.photo_roots`` (:func:`slc.graphs.paths.allowed_path`): never
 another tenant's stored photo, never an arbitrary file of the machine.
@@ -14,14 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langchain_core.tools import StructuredTool, ToolException
+from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from slc.agent.errors import SLCError
 from slc.graphs.context import Context
 from slc.graphs.paths import allowed_path
+from slc.graphs.registration import register_concept
 from slc.graphs.services import ServiceFactory, default_services
 from slc.memory.store import ConceptMemory
+from slc.tools.errors import tool_errors
 
 
 class RememberArgs(BaseModel):
@@ -37,17 +39,22 @@ class RecallArgs(BaseModel):
 
 
 class ForgetArgs(BaseModel):
-    name: str = Field(min_length=1, description="Name of the concept to delete.")
+    name: str = Field(min_length=1, description="Name of the concept the user asked to delete.")
 
 
-def _guard(fn: Any) -> Any:
+def _guarded(tool: str, fn: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
-        try:
+        with tool_errors(tool):
             return fn(**kw)
-        except SLCError as exc:
-            raise ToolException(str(exc)) from exc
 
     return wrapped
+
+
+FORGET_DESCRIPTION = (
+    "Permanently delete one of the user's personal concepts: its name, description, photos and embeddings. "
+    "This cannot be undone. Call it ONLY when the user explicitly asks to forget or delete that concept by "
+    "name in this conversation; never to tidy up, to fix a mistake of yours, or on your own initiative."
+)
 
 
 def make_memory_tools(
@@ -64,7 +71,8 @@ def make_memory_tools(
         return allowed_path(path, mem().settings)
 
     def remember(name: str, image_paths: list[str], description: str = "", category: str | None = None) -> str:
-        c = mem().add(name, [readable(p) for p in image_paths], description=description, category=category)
+        c = register_concept(services or default_services(), name, [readable(p) for p in image_paths],
+                             tenant=tenant, memory=mem(), description=description, category=category)
         return f"Remembered <{c.name}> ({c.category or 'no category'}) from {len(c.images)} image(s)."
 
     def recall(query: str | None = None, image_path: str | None = None) -> str:
@@ -84,16 +92,14 @@ def make_memory_tools(
         mem().delete(name)
         return f"Forgot <{name.strip('<>')}>."
 
-    return [
-        StructuredTool.from_function(func=_guard(remember), name="remember_concept", args_schema=RememberArgs,
-                                     description="Register a personal concept (name + photos + description).",
-                                     handle_tool_error=True),
-        StructuredTool.from_function(func=_guard(recall), name="recall_concepts", args_schema=RecallArgs,
-                                     description="Look up the user's personal concepts by name/text or by photo.",
-                                     handle_tool_error=True),
-        StructuredTool.from_function(func=_guard(forget), name="forget_concept", args_schema=ForgetArgs,
-                                     description="Delete a personal concept and its photos.", handle_tool_error=True),
-    ]
+    specs = (
+        ("remember_concept", remember, RememberArgs, "Register a personal concept (name + photos + description)."),
+        ("recall_concepts", recall, RecallArgs, "Look up the user's personal concepts by name/text or by photo."),
+        ("forget_concept", forget, ForgetArgs, FORGET_DESCRIPTION),
+    )
+    return [StructuredTool.from_function(func=_guarded(name, fn), name=name, args_schema=schema, description=text,
+                                         handle_tool_error=True, handle_validation_error=True)
+            for name, fn, schema, text in specs]
 
 
-__all__ = ["ForgetArgs", "RecallArgs", "RememberArgs", "make_memory_tools"]
+__all__ = ["FORGET_DESCRIPTION", "ForgetArgs", "RecallArgs", "RememberArgs", "make_memory_tools"]

@@ -11,7 +11,7 @@ over a :class:`~slc.memory.ConceptMemory` (:func:`slc.memory.queries.concept_que
 identity, reference image paths, routed adapter); any ``Callable[[str], ConceptQuery]`` that raises
 :class:`~slc.agent.errors.UnknownConceptError` for unknown names works too. Errors the agent can fix (an
 invalid or unknown name, an unreadable image) come back as a ToolException message with suggestions,
-never a trace. The photo path is an agent's argument, so it is read only under
+never a trace; so does any other failure (:mod:`slc.tools.errors`), so a host agent's run never ends in one. The photo path is an agent's argument, so it is read only under
 ``settings.privacy.photo_roots`` (:func:`slc.graphs.paths.allowed_path`).
 """
 
@@ -32,6 +32,7 @@ from slc.agent.settings import Settings, get_settings
 from slc.graphs.paths import PathNotAllowedError, allowed_path
 from slc.memory.names import normalize_name
 from slc.memory.queries import concept_query
+from slc.tools.errors import tool_errors
 
 if TYPE_CHECKING:
     from slc.agent.small_vlm import SmallVLM
@@ -127,8 +128,10 @@ class PersonalizeTool(BaseTool):
     def from_memory(
         cls, memory: "ConceptMemory", vlm: "SmallVLM", *, with_reference_images: bool = False, **kwargs: Any
     ) -> "PersonalizeTool":
-        """The tool over a concept memory, routing with the VLM's own adapter bank."""
-        resolver = MemoryConceptResolver(memory, vlm.bank, with_reference_images=with_reference_images)
+        """The tool over a concept memory, routing with the VLM's own adapter bank; the concepts' reference photos
+        go into every query when asked, or when the VLM's recognition compares with them (``reference``)."""
+        refs = with_reference_images or vlm.protocol.uses_references
+        resolver = MemoryConceptResolver(memory, vlm.bank, with_reference_images=refs)
         return cls(vlm=vlm, resolver=resolver, **{"settings": memory.settings, **kwargs})
 
     def _resolve(self, names: list[str]) -> list[ConceptQuery]:
@@ -164,14 +167,15 @@ class PersonalizeTool(BaseTool):
         from slc.agent.images import load_image
 
         names = PersonalizeInput(image=image, concepts=concepts).concepts  # also when called without the schema
-        try:  # the path comes from an agent's model: only under the allowed roots, never slc's own data
-            photo = load_image(allowed_path(image, self.settings or get_settings()))
-        except PathNotAllowedError as exc:
-            raise ToolException(str(exc)) from exc
-        except InvalidImageError as exc:
-            raise ToolException(f"{exc}. Pass the path of a readable photo (JPEG, PNG, WebP...).") from exc
-        queries = self._resolve(names)
-        detections = self.vlm.detect(photo, queries)
+        with tool_errors(self.name):  # whatever fails below reaches the host's model as a message
+            try:  # the path comes from an agent's model: only under the allowed roots, never slc's own data
+                photo = load_image(allowed_path(image, self.settings or get_settings()))
+            except PathNotAllowedError as exc:
+                raise ToolException(str(exc)) from exc
+            except InvalidImageError as exc:
+                raise ToolException(f"{exc}. Pass the path of a readable photo (JPEG, PNG, WebP...).") from exc
+            queries = self._resolve(names)
+            detections = self.vlm.detect(photo, queries)
         report = DetectionReport(image=str(image), question=question, detections=detections)
         return summarize(report), report
 

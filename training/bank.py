@@ -107,3 +107,23 @@ def train_bank(
 
 
 __all__ = ["save_base", "train_bank", "write_bank"]
+
+
+def write_reference_bank(root: str | os.PathLike[str], model: Any, processor: Any, head: Any, *,
+                         reference_threshold: float, likelihood_threshold: float = 0.5) -> AdapterBank:
+    """A bank whose model decides by reference photos (``recognition="reference"``): the fine-tuned base in
+    ``<bank>/base``, the trained :class:`~slc.agent.reference.ReferenceHead` in ``<bank>/reference_head`` with
+    its validation-calibrated threshold, and no meta adapters (identity comes from the references, not from a
+    routed adapter). ``likelihood_threshold``: for the same model used with the text-only protocol."""
+    from slc.agent.recognition import REFERENCE_HEAD_DIR
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    save_base(model, processor, root / "base")
+    head.config = head.config.model_copy(update={"threshold": float(reference_threshold)})
+    head.save(root / REFERENCE_HEAD_DIR)
+    bank = AdapterBank.create(root, base_model="base", exist_ok=True, recognition="reference")
+    bank.manifest.recognition = "reference"
+    bank.manifest.recognition_threshold = min(0.99, max(1e-6, float(likelihood_threshold)))
+    bank.save()
+    return AdapterBank.load(root)

@@ -381,7 +381,7 @@ class TrainClock:
 _PROGRESS_STEPS = 1_000_000
 
 
-def _lr_lambda(cfg: TrainConfig, clock: TrainClock) -> Callable[[int], float]:
+def lr_schedule(cfg: TrainConfig, clock: TrainClock) -> Callable[[int], float]:
     """The learning-rate factor at a step: transformers' warmup + cosine (down to ``min_lr_ratio``) or
     warmup + constant curve, run over training progress: the share of steps, or of the CPU budget when one
     is set (whichever is further), so a run of "N CPU-minutes" always anneals completely."""
@@ -435,15 +435,8 @@ def _callbacks(cfg: TrainConfig, clock: TrainClock, evaluator: RecognitionEvalua
             if cfg.progress or cfg.log_evals:
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in point.items()}), flush=True)
 
-        bar_owner: Any = None  # the Trainer's ProgressCallback, whose bar total we estimate from the budget
-
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
             over = cfg.budget_cpu_s is not None and clock.cpu_s >= cfg.budget_cpu_s
-            bar = getattr(self.bar_owner, "training_bar", None)
-            if bar is not None and cfg.budget_cpu_s and state.global_step % 10 == 0 and clock.cpu_s > 0:
-                estimate = int(state.global_step * cfg.budget_cpu_s / clock.cpu_s)
-                bar.total = min(cfg.max_steps or estimate, estimate)
-                bar.refresh()
             if over:
                 control.should_training_stop = True
                 control.should_save = True
@@ -462,7 +455,43 @@ def _callbacks(cfg: TrainConfig, clock: TrainClock, evaluator: RecognitionEvalua
                 self._evaluate(state, model)
             return control
 
-    return [BudgetAndEval()]
+    return [BudgetAndEval(), *([_labelled_progress(cfg, clock, label)] if cfg.progress else [])]
+
+
+def _labelled_progress(cfg: TrainConfig, clock: TrainClock, label: str) -> Any:
+    """One labelled bar per training run (stderr): the share done of whichever limit ends it, the steps
+    budget or the CPU budget, so it reaches 100% when training stops (the Trainer's own bar counted steps
+    towards a cap that the CPU budget usually ends first, and stopped at 50-80%), with step, loss and CPU
+    time beside it. Replaces the Trainer's bar and its raw ``{'train_runtime': ...}`` log lines."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class LabelledProgress(TrainerCallback):
+        bar: Any = None
+
+        def done(self, step: int) -> float:
+            shares = [step / cfg.max_steps if cfg.max_steps else 0.0,
+                      clock.cpu_s / cfg.budget_cpu_s if cfg.budget_cpu_s else 0.0]
+            return min(max(shares), 1.0)
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            limits = [f"{cfg.max_steps} steps" if cfg.max_steps else "", f"{cfg.budget_cpu_s / 60:.2f} CPU-min"
+                      if cfg.budget_cpu_s else ""]
+            self.bar = tqdm(total=100, desc=f"training {label} (up to {' or '.join(x for x in limits if x)})",
+                            unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}", mininterval=1.0)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            self.bar.n = round(100 * self.done(state.global_step))
+            self.bar.set_postfix_str(f"step {state.global_step}, {clock.cpu_s / 60:.2f} CPU-min"
+                                     + (f", loss {loss:.3f}" if loss is not None else ""))
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.n = 100 if control.should_training_stop or state.global_step >= args.max_steps else self.bar.n
+                self.bar.close()
+
+    return LabelledProgress()
 
 
 def _answer_loss(processor: Any, cfg: TrainConfig) -> Callable[..., Any] | None:
@@ -592,7 +621,7 @@ def train(
         dataloader_num_workers=0,
         ignore_data_skip=True,
         report_to=[],
-        disable_tqdm=not cfg.progress,
+        disable_tqdm=True,  # the labelled bar of _labelled_progress instead
         use_cpu=device.type == "cpu",
     )
     params = [p for p in model.parameters() if p.requires_grad]
@@ -610,7 +639,7 @@ def train(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.98),
     )  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, clock))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(cfg, clock))
     trainer_cls = _slc_trainer_class(Trainer)
     trainer = trainer_cls(
         model=model,
@@ -628,14 +657,8 @@ def train(
         trainer.aux_sizes = [len(v) for v in ATTRIBUTE_SLOTS]
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    if not cfg.progress:
-        trainer.remove_callback(ProgressCallback)
-        trainer.remove_callback(PrinterCallback)
-    else:
-        owner = next((c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None)
-        for c in trainer.callback_handler.callbacks:
-            if hasattr(c, "bar_owner"):
-                c.bar_owner = owner
+    trainer.remove_callback(ProgressCallback)  # progress is our labelled bar (cfg.progress), not raw log dicts
+    trainer.remove_callback(PrinterCallback)
     out = trainer.train(resume_from_checkpoint=checkpoint)
     if cfg.save_steps:
         trainer.save_model(cfg.output_dir)
@@ -647,6 +670,6 @@ def train(
 
 
 __all__ = [
-    "best_threshold", "sequence_loss", "ExampleCollator", "RecognitionEvaluator", "RecognitionScores", "TrainClock", "TrainConfig", "TrainResult",
+    "best_threshold", "lr_schedule", "sequence_loss", "ExampleCollator", "RecognitionEvaluator", "RecognitionScores", "TrainClock", "TrainConfig", "TrainResult",
     "make_stream_dataset", "prepare_model", "task_batches", "train",
 ]

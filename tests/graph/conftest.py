@@ -89,6 +89,7 @@ class ScriptedDetector:
     """TEST DOUBLE for the small VLM: ``script[(concept, round)] -> status`` (or a Detection kwargs dict)."""
 
     bank = None  # no adapter bank: every concept runs on the base model
+    protocol = SimpleNamespace(uses_references=False)  # a text protocol: references only on a second pass
 
     def __init__(self, script: dict[tuple[str, int], str | dict[str, Any]] | None = None, default: str = "absent"):
         self.script = script or {}

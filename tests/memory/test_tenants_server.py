@@ -41,7 +41,6 @@ def _check_isolation(alice: ConceptMemory, bob: ConceptMemory) -> None:
 
 def test_tenants_are_isolated_embedded(settings, image_embedder, text_embedder):
     alice, bob = _pair(settings, image_embedder, text_embedder)
-    assert set(alice.collection_names).isdisjoint(bob.collection_names)
     _check_isolation(alice, bob)
 
 
@@ -87,7 +86,6 @@ def test_tenants_share_one_backend_the_caller_owns(settings, image_embedder, tex
         kw = dict(image_embedder=image_embedder, text_embedder=text_embedder, backend=backend)
         alice, bob = ConceptMemory(settings, tenant="alice", **kw), ConceptMemory(settings, tenant="Alice/../bob", **kw)
         alice.close()  # a memory never closes a backend it was given: bob (and alice) keep working
-        assert set(alice.collection_names).isdisjoint(bob.collection_names)
         _check_isolation(alice, bob)
     finally:
         backend.close()

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from slc.agent.processes import console_script, free_port, stop_process, wait_healthy
+from slc.agent.processes import console_script
 
 pytestmark = pytest.mark.integration
 
@@ -29,38 +26,12 @@ TOKENS = {"a": "token-of-a", "b": "token-of-b"}
 
 @pytest.fixture
 def server(env, concepts, tmp_path):
-    exe = console_script("langgraph")
-    if exe is None:
+    from slc.testing.langgraph_server import langgraph_dev, server_env
+
+    if console_script("langgraph") is None:
         pytest.skip("the `langgraph` CLI is not installed: pip install 'langgraph-cli[inmem]' (the dev extra)")
-    config = json.loads((ROOT / "langgraph.json").read_text())  # the repository's wiring, paths made absolute
-    config["graphs"] = {k: str(ROOT / v) for k, v in config["graphs"].items()}
-    if "auth" in config:
-        config["auth"]["path"] = str(ROOT / config["auth"]["path"])
-    config["dependencies"] = [str(ROOT)]
-    (tmp_path / "langgraph.json").write_text(json.dumps(config))
-    port = free_port()
-    run_env = {**os.environ, "SLC_AUTH__TOKENS": json.dumps(TOKENS), "LANGSMITH_TRACING": "false",
-               "LANGCHAIN_TRACING_V2": "false", "OMP_NUM_THREADS": "1"}
-    log = tempfile.TemporaryFile()
-    workdir = tmp_path / "server"  # the in-memory server keeps its files in its working folder
-    workdir.mkdir()
-    proc = subprocess.Popen([exe, "dev", "--config", str(tmp_path / "langgraph.json"), "--port", str(port), "--host",
-                             "127.0.0.1", "--no-browser", "--no-reload"], cwd=workdir, env=run_env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_healthy(f"{url}/ok", proc, 180, what="langgraph dev")
-        except Exception:
-            log.seek(0)
-            raise AssertionError(log.read().decode(errors="replace")[-4000:]) from None
-        yield url
-    finally:
-        stop_process(proc)
-        log.seek(0)
-        tail = log.read().decode(errors="replace")[-3000:]
-        log.close()
-        print(tail)  # shown by pytest when the test fails
+    with langgraph_dev(ROOT, tmp_path / "server", server_env(SLC_AUTH__TOKENS=json.dumps(TOKENS))) as dev:
+        yield dev.url
 
 
 def _client(url: str, token: str | None = None, **headers: str):
