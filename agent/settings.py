@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     max_history_messages: int = Field(
         default=20, ge=0, description="Chat messages kept per session (older ones are dropped so checkpoints stay small)."
     )
+    checkpoints_per_thread: int = Field(
+        default=10,
+        ge=1,
+        description="Checkpoints kept per chat thread: after each turn all but the newest N are deleted, so a "
+        "thread's checkpoint storage stays bounded however long it runs (2,000 turns take what 200 do; "
+        "benchmarks/thread_storage.py). The full transcript is kept apart (slc.graphs.transcripts) and stays "
+        "readable (`slc chat --thread T --history`, slc.graphs.sessions.thread_history).",
+    )
     memory_cache_mb: float = Field(
         default=256,
         gt=0,

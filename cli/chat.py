@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from slc.agent.errors import SLCError
-from slc.cli.console import cli_errors, error_line, print_turn
+from slc.cli.console import cli_errors, error_line, print_transcript, print_turn
 from slc.cli.options import BaseUrlOpt, LargeOpt, SmallOpt, TenantOpt, checked_services
 
 CHAT_HELP = """Type a question and press Enter. Attach a photo with `@path/to/photo.jpg question` or a line
@@ -28,6 +28,8 @@ def chat(
     large_model: Optional[str] = LargeOpt,
     base_url: Optional[str] = BaseUrlOpt,
     tenant: Optional[str] = TenantOpt,
+    history: bool = typer.Option(False, "--history", help="Print the thread's whole transcript first (every turn, "
+                                 "also those no longer in its checkpoint)."),
 ) -> None:
     """Interactive, resumable chat about your concepts and photos (works with piped input)."""
     from rich.console import Console
@@ -45,6 +47,8 @@ def chat(
         previous = thread_history(graph, thread, settings=services.settings)  # another tenant's: refused
         state = f"resumed, {len(previous)} earlier message(s)" if resumed and previous else "new"
         typer.echo(f"session {thread}: {state}  (resume with: slc chat --thread {thread})")
+        if history:
+            print_transcript(previous, console=console)
         if interactive:
             console.print(CHAT_HELP)
         image: str | None = None

@@ -22,6 +22,7 @@ import typer
 from slc.agent.errors import SLCError
 
 if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
     from rich.console import Console
     from rich.table import Table
 
@@ -152,5 +153,20 @@ def print_turn(result: TurnResult, *, detections: list[Detection] | None = None,
         console.print(f"[yellow]note[/yellow] {flag}")
 
 
-__all__ = ["cli_errors", "error_line", "fail", "one_line", "print_json", "print_turn", "progress", "set_verbose", "table",
+def print_transcript(messages: list[BaseMessage], *, console: Console | None = None) -> None:
+    """A thread's transcript, one line per message (``you>`` / ``slc>``; a question's photo by its sha256)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console()
+    for m in messages:
+        text = m.content if isinstance(m.content, str) else " ".join(
+            p.get("text", "") for p in m.content if isinstance(p, dict))
+        photo = m.additional_kwargs.get("image")
+        who = "you" if m.type == "human" else "slc"
+        console.print(f"[bold]{who}>[/bold] {escape(text)}" + (f"  [dim](photo {photo[:12]})[/dim]" if photo else ""))
+
+
+__all__ = ["cli_errors", "error_line", "fail", "one_line", "print_json", "print_transcript", "print_turn", "progress",
+           "set_verbose", "table",
            "turn_payload", "verbose"]

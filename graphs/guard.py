@@ -9,7 +9,8 @@ agent, LangGraph Server / Studio (``langgraph.json`` serves the module-level ``g
    (:mod:`slc.graphs.auth`), the authenticated caller, never a field the client sets
    (:class:`TenantAccessError` if the context names someone else).
 2. The thread: owned by the tenant that started it, one turn at a time (:mod:`slc.graphs.threads`);
-   every checkpoint the run writes names its tenant.
+   every checkpoint the run writes names its tenant; once the run has ended, the thread keeps only its
+   newest ``settings.checkpoints_per_thread`` checkpoints (still under the thread's lock).
 3. The photo, given as the ``image`` input or inside the chat messages (image content blocks, as Studio's
    chat and Agent Chat UI send it): stored in the tenant's query-photo store before the run starts, size
    bounded, path inputs confined (:func:`slc.graphs.photos.admit_photo`,
@@ -37,7 +38,7 @@ from slc.graphs.context import Context, RunOptions
 from slc.graphs.message_photos import admit_message_photos
 from slc.graphs.photos import admit_photo
 from slc.graphs.services import ServiceFactory, default_services
-from slc.graphs.threads import OWNER_KEY, athread_turn, thread_turn
+from slc.graphs.threads import OWNER_KEY, aprune_thread, athread_turn, prune_thread, thread_turn
 from slc.graphs.tracing import private_callbacks
 
 #: Where LangGraph Server puts the authenticated caller's identity (its custom auth; clients cannot set it).
@@ -159,6 +160,8 @@ class GuardedGraph(CompiledStateGraph):
                 yield from inner
             finally:
                 inner.close()
+            if run.thread:
+                prune_thread(*run.thread, run.settings.checkpoints_per_thread)
 
     async def astream(self, input: Any, config: Any = None, *, context: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
         run = await asyncio.to_thread(_Run, self, config, context)  # settings, clients: file reads, off the loop
@@ -176,6 +179,8 @@ class GuardedGraph(CompiledStateGraph):
                     yield chunk
             finally:
                 await inner.aclose()
+            if run.thread:
+                await aprune_thread(*run.thread, run.settings.checkpoints_per_thread)
 
 
 __all__ = ["AUTH_USER_KEY", "GuardedGraph", "TenantAccessError", "bind_context"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from slc.agent import prompts
@@ -23,7 +24,7 @@ from slc.agent.detection import ConceptQuery, Detection
 from slc.agent.errors import LargeVLMUnavailableError
 from slc.agent.images import load_image
 from slc.agent.large_vlm import image_part
-from slc.graphs import prompting
+from slc.graphs import prompting, transcripts
 from slc.graphs.context import Context, RunOptions
 from slc.graphs.execution import Calls
 from slc.graphs.photos import open_photo, photo_part, store_photo
@@ -245,6 +246,15 @@ def _resolve(d: Detection, v: Verdict | None) -> tuple[str, bool, str]:
 # -- reason ----------------------------------------------------------------------------------------------
 
 
+def _thread_id() -> str | None:
+    """The run's thread (None: a run without a checkpointer's thread, e.g. a one-off ``invoke``)."""
+    try:
+        thread = (get_config().get("configurable") or {}).get("thread_id")
+    except RuntimeError:  # not inside a runnable context
+        return None
+    return str(thread) if thread else None
+
+
 def _history(state: State, limit: int) -> list[BaseMessage]:
     msgs = [m for m in state.messages if not isinstance(m, SystemMessage)]
     return msgs[-limit:] if limit else []
@@ -289,6 +299,10 @@ async def reason(state: State, runtime: Runtime[Context], services: ServiceFacto
     turn += [
         AIMessage(answer.text, additional_kwargs={"concepts_used": answer.concepts_used, "degraded": answer.degraded}),
     ]
+    store, thread = runtime.store, _thread_id()
+    if store is not None and thread is not None:  # the full transcript, apart from the bounded checkpoints
+        said = [last, *turn] if asked_in_messages else turn
+        await calls.blocking(lambda: transcripts.record_turn(store, opts.tenant, thread, said))
     # Keep the checkpointed history bounded (the thread's size must not grow with its age).
     keep = max(opts.max_history_messages - len(turn) - int(asked_in_messages), 0)
     old = [m for m in state.messages if m.id and not (asked_in_messages and m is last)]

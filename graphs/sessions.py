@@ -21,6 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 
 from slc.agent.images import ImageSource
 from slc.agent.settings import Settings, get_settings
@@ -31,6 +32,7 @@ from slc.graphs.slc import compile_graph
 from slc.graphs.state import Answer, FinalDetection, Verdict
 from slc.graphs.threads import check_owner, thread_owner
 from slc.graphs.tracing import run_config
+from slc.graphs.transcripts import read_transcript
 
 #: Our own types that may be revived from checkpoints (LangGraph warns about, or in strict mode refuses,
 #: any other non-standard type).
@@ -111,23 +113,77 @@ async def open_async_checkpointer(
 
 
 @contextlib.contextmanager
+def open_store(settings: Settings | None = None, path: str | Path | None = None) -> Iterator[BaseStore]:
+    """The LangGraph store next to the checkpointer (thread transcripts, :mod:`slc.graphs.transcripts`):
+    SqliteStore in the sessions file (its own tables and connection), or PostgresStore for ``sessions_url``."""
+    settings = settings or get_settings()
+    if settings.sessions_url and path is None:
+        from langgraph.store.postgres import PostgresStore
+
+        with PostgresStore.from_conn_string(settings.sessions_url) as store:
+            store.setup()
+            yield store
+        return
+    from langgraph.store.sqlite import SqliteStore
+
+    db = Path(path or settings.sessions_path)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
+    _tune(conn)
+    try:
+        store = SqliteStore(conn)
+        store.setup()
+        yield store
+    finally:
+        conn.close()
+
+
+@contextlib.asynccontextmanager
+async def open_async_store(settings: Settings | None = None, path: str | Path | None = None) -> AsyncIterator[BaseStore]:
+    """The async twin of :func:`open_store` (compile with it and :func:`open_async_checkpointer`)."""
+    settings = settings or get_settings()
+    if settings.sessions_url and path is None:
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+
+        async with AsyncPostgresStore.from_conn_string(settings.sessions_url) as store:
+            await store.setup()
+            yield store
+        return
+    import aiosqlite
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    db = Path(path or settings.sessions_path)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(str(db), isolation_level=None) as conn:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        store = AsyncSqliteStore(conn)
+        await store.setup()
+        yield store
+
+
+@contextlib.contextmanager
 def open_graph(
     settings: Settings | None = None,
     *,
     services: ServiceFactory | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
+    store: BaseStore | None = None,
 ) -> Iterator[CompiledStateGraph]:
-    """The SLC graph compiled with a session checkpointer (SQLite by default, from ``settings``).
+    """The SLC graph compiled with a session checkpointer and the store of thread transcripts (SQLite by
+    default, or Postgres, from ``settings``).
 
     ``services``: the factory its nodes run on (default: the process-wide one); ``settings`` default to
-    its settings.
+    its settings. ``checkpointer`` / ``store``: your own (a given checkpointer without a store: no
+    transcript beyond the checkpoint's messages).
     """
     settings = settings or (services.settings if services is not None else None)
     if checkpointer is not None:
-        yield compile_graph(checkpointer=checkpointer, services=services)
+        yield compile_graph(checkpointer=checkpointer, store=store, services=services)
         return
-    with open_checkpointer(settings) as saver:
-        yield compile_graph(checkpointer=saver, services=services)
+    with open_checkpointer(settings) as saver, contextlib.ExitStack() as stack:
+        store = store if store is not None else stack.enter_context(open_store(settings))
+        yield compile_graph(checkpointer=saver, store=store, services=services)
 
 
 @dataclass
@@ -151,12 +207,19 @@ def turn_input(question: str, image: ImageSource | None) -> dict[str, Any]:
 def thread_history(
     graph: CompiledStateGraph, thread_id: str, *, context: Context | None = None, settings: Settings | None = None
 ) -> list[BaseMessage]:
-    """The messages of a session, for the tenant that owns it (ThreadAccessError for any other tenant).
+    """The whole transcript of a session, for the tenant that owns it (ThreadAccessError for any other tenant).
 
-    ``settings``: those of the graph's service factory (default :func:`get_settings`)."""
+    From the graph's store (:mod:`slc.graphs.transcripts`: every turn, however old); the checkpoint's
+    messages (the last ``max_history_messages``) when the graph has no store or the thread no transcript
+    (one started before transcripts were kept). ``settings``: those of the graph's service factory
+    (default :func:`get_settings`)."""
     tenant = RunOptions.resolve(context, settings or get_settings()).tenant
     if isinstance(graph.checkpointer, BaseCheckpointSaver):
         check_owner(thread_owner(graph.checkpointer, thread_id), thread_id, tenant)
+    if isinstance(graph.store, BaseStore):
+        full = read_transcript(graph.store, tenant, thread_id)
+        if full:
+            return full
     return list(graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", []))
 
 
@@ -220,5 +283,5 @@ async def aask(
     return turn_result(await graph.ainvoke(inp, config=cfg, context=context or Context(), durability=durability))
 
 
-__all__ = ["ALLOWED_TYPES", "TURN_DURABILITY", "TurnResult", "aask", "ask", "open_async_checkpointer", "open_checkpointer",
-           "open_graph", "serializer", "thread_history", "turn_input", "turn_result"]
+__all__ = ["ALLOWED_TYPES", "TURN_DURABILITY", "TurnResult", "aask", "ask", "open_async_checkpointer", "open_async_store",
+           "open_checkpointer", "open_graph", "open_store", "serializer", "thread_history", "turn_input", "turn_result"]

@@ -8,6 +8,9 @@ the other's turn.
 - Owner: every checkpoint a run writes carries the run's tenant in its metadata (``OWNER_KEY``, set by
   :class:`~slc.graphs.guard.GuardedGraph`); the owner is the tenant of the newest checkpoint that names
   one. A run of another tenant is refused with :class:`ThreadAccessError` before anything is read or sent.
+- Bounded: after each turn the thread keeps its newest ``settings.checkpoints_per_thread`` checkpoints
+  (:func:`prune_thread`, run by the guard under the thread's lock, so the newest, which names the owner,
+  is always kept); the full transcript lives apart (:mod:`slc.graphs.transcripts`).
 - One turn at a time: a run on a thread holds a file lock for that thread under ``<data_dir>/thread-locks``
   (across the processes of one machine, whatever the checkpointer), waiting at most
   ``settings.turn_wait_s`` for the turn before it; then it is refused with :class:`ThreadBusyError`. The
@@ -117,6 +120,115 @@ def tenant_threads(checkpointer: BaseCheckpointSaver, tenant: str) -> list[str]:
     return sorted({str(t.config["configurable"]["thread_id"]) for t in checkpointer.list(None, filter={OWNER_KEY: tenant})})
 
 
+# -- retention: the newest N checkpoints of a thread ---------------------------------------------------------
+# LangGraph's own ``prune`` (Postgres savers only) keeps the latest checkpoint alone; keeping N lets a user
+# look back / fork a few turns. Checkpoint ids are time-ordered (uuid6), as the savers themselves sort them.
+# Only the root namespace is pruned (the SLC graph has no subgraphs); writes of deleted checkpoints go with
+# them, and on Postgres so do the channel blobs no kept checkpoint refers to.
+
+_SQLITE_PRUNE = (
+    "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' AND checkpoint_id < ?",
+    "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = '' AND checkpoint_id < ?",
+)
+_SQLITE_CUTOFF = ("SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+                  "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET ?")
+_PG_CUTOFF = ("SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
+              "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET %s")
+_PG_PRUNE = (
+    "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id < %s",
+    "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id < %s",
+)
+_PG_BLOBS = ("DELETE FROM checkpoint_blobs b WHERE b.thread_id = %s AND b.checkpoint_ns = '' AND NOT EXISTS ("
+             "SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = '' "
+             "AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)")
+
+
+def _kind(checkpointer: BaseCheckpointSaver) -> str:
+    mod = type(checkpointer).__module__
+    if mod.startswith("langgraph.checkpoint.sqlite"):
+        return "sqlite"
+    if mod.startswith("langgraph.checkpoint.postgres"):
+        return "postgres"
+    if mod.startswith("langgraph.checkpoint.memory"):
+        return "memory"
+    return "other"
+
+
+def _prune_memory(checkpointer: Any, thread_id: str, keep: int) -> int:
+    ns = checkpointer.storage.get(thread_id, {}).get("")
+    if not ns or len(ns) <= keep:
+        return 0
+    old = sorted(ns)[:-keep]
+    for cid in old:
+        ns.pop(cid, None)
+        for key in [k for k in checkpointer.writes if k[:3] == (thread_id, "", cid)]:
+            checkpointer.writes.pop(key, None)
+    return len(old)
+
+
+def prune_thread(checkpointer: BaseCheckpointSaver, thread_id: str, keep: int) -> int:
+    """Delete all but the newest ``keep`` checkpoints of the thread (SQLite, Postgres, in-memory savers;
+    others are left alone). Returns how many were deleted. Call it with the thread held (:func:`thread_turn`)."""
+    kind, keep = _kind(checkpointer), max(int(keep), 1)
+    tid = str(thread_id)
+    if kind == "memory":
+        return _prune_memory(checkpointer, tid, keep)
+    if kind == "sqlite":
+        with checkpointer.lock, checkpointer.conn:  # type: ignore[attr-defined]  # one transaction
+            row = checkpointer.conn.execute(_SQLITE_CUTOFF, (tid, keep - 1)).fetchone()  # type: ignore[attr-defined]
+            if row is None:
+                return 0
+            n = checkpointer.conn.execute(_SQLITE_PRUNE[0], (tid, row[0])).rowcount  # type: ignore[attr-defined]
+            checkpointer.conn.execute(_SQLITE_PRUNE[1], (tid, row[0]))  # type: ignore[attr-defined]
+            return n
+    if kind == "postgres":
+        with checkpointer._cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute(_PG_CUTOFF, (tid, keep - 1))
+            row = cur.fetchone()
+            if row is None:
+                return 0
+            cutoff = row["checkpoint_id"] if isinstance(row, dict) else row[0]
+            cur.execute(_PG_PRUNE[0], (tid, cutoff))
+            n = cur.rowcount
+            cur.execute(_PG_PRUNE[1], (tid, cutoff))
+            cur.execute(_PG_BLOBS, (tid,))
+            return n
+    return 0
+
+
+async def aprune_thread(checkpointer: BaseCheckpointSaver, thread_id: str, keep: int) -> int:
+    """The async twin of :func:`prune_thread` (AsyncSqliteSaver, AsyncPostgresSaver; sync savers in a thread)."""
+    kind, keep = _kind(checkpointer), max(int(keep), 1)
+    tid = str(thread_id)
+    if kind == "sqlite" and type(checkpointer).__module__.endswith(".aio"):
+        async with checkpointer.lock:  # type: ignore[attr-defined]
+            conn = checkpointer.conn  # type: ignore[attr-defined]
+            async with conn.execute(_SQLITE_CUTOFF, (tid, keep - 1)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return 0
+            async with conn.execute(_SQLITE_PRUNE[0], (tid, row[0])) as cur:
+                n = cur.rowcount
+            await conn.execute(_SQLITE_PRUNE[1], (tid, row[0]))
+            await conn.commit()
+            return n
+    if kind == "postgres" and type(checkpointer).__module__.endswith(".aio"):
+        async with checkpointer._cursor() as cur:  # type: ignore[attr-defined]
+            await cur.execute(_PG_CUTOFF, (tid, keep - 1))
+            row = await cur.fetchone()
+            if row is None:
+                return 0
+            cutoff = row["checkpoint_id"] if isinstance(row, dict) else row[0]
+            await cur.execute(_PG_PRUNE[0], (tid, cutoff))
+            n = cur.rowcount
+            await cur.execute(_PG_PRUNE[1], (tid, cutoff))
+            await cur.execute(_PG_BLOBS, (tid,))
+            return n
+    if kind == "memory":
+        return _prune_memory(checkpointer, tid, keep)
+    return await asyncio.to_thread(prune_thread, checkpointer, tid, keep)
+
+
 def delete_tenant_threads(checkpointer: BaseCheckpointSaver, tenant: str) -> list[str]:
     """Delete every thread ``tenant`` owns (all its checkpoints and writes); returns their ids."""
     threads = tenant_threads(checkpointer, tenant)
@@ -125,5 +237,5 @@ def delete_tenant_threads(checkpointer: BaseCheckpointSaver, tenant: str) -> lis
     return threads
 
 
-__all__ = ["OWNER_KEY", "ThreadAccessError", "ThreadBusyError", "athread_owner", "athread_turn", "check_owner",
-           "delete_tenant_threads", "tenant_threads", "thread_owner", "thread_turn"]
+__all__ = ["OWNER_KEY", "ThreadAccessError", "ThreadBusyError", "aprune_thread", "athread_owner", "athread_turn",
+           "check_owner", "delete_tenant_threads", "prune_thread", "tenant_threads", "thread_owner", "thread_turn"]

@@ -144,3 +144,33 @@ def test_erasing_a_tenant_deletes_its_postgres_threads_only(real, pg, postgres_u
     erased = erase_tenant(pg, "eve", threads=True)
     assert erased.threads == ["pg-eve"]
     assert _checkpoints(postgres_url, "pg-eve") == 0 and _checkpoints(postgres_url, "pg-a-kept") > 0
+
+
+def test_long_postgres_threads_keep_n_checkpoints_and_the_whole_transcript(real, pg, postgres_url):
+    """Pruning on Postgres (checkpoints, writes and blobs no kept checkpoint uses); transcript in PostgresStore."""
+    import psycopg
+
+    from slc.graphs.sessions import aask, ask, open_async_checkpointer, open_async_store, open_graph, thread_history
+
+    keep = pg.settings.checkpoints_per_thread = 2
+    with open_graph(services=pg) as graph:
+        for i in range(5):
+            ask(graph, f"Question {i}?", thread_id="pg-long", context=A, settings=pg.settings)
+        assert _checkpoints(postgres_url, "pg-long") == keep
+        history = thread_history(graph, "pg-long", context=A, settings=pg.settings)
+        assert [m.content for m in history[::2]] == [f"Question {i}?" for i in range(5)]
+
+    async def async_turns() -> None:
+        async with open_async_checkpointer(pg.settings) as saver, open_async_store(pg.settings) as store:
+            from slc.graphs.slc import compile_graph
+
+            graph = compile_graph(checkpointer=saver, store=store, services=pg)
+            for i in range(3):
+                await aask(graph, f"Async {i}?", thread_id="pg-long-async", context=A, settings=pg.settings)
+
+    asyncio.run(async_turns())
+    assert _checkpoints(postgres_url, "pg-long-async") == keep
+    with psycopg.connect(postgres_url) as conn:
+        versions = conn.execute("SELECT count(*) FROM checkpoint_blobs WHERE thread_id = 'pg-long'").fetchone()[0]
+    assert versions <= 2 * keep * 4  # a few channels per kept checkpoint, not every turn's
+    pg.settings.checkpoints_per_thread = 10
