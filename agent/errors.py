@@ -63,10 +63,23 @@ class ModelOutputError(SLCError, ValueError):
 
 
 class LargeVLMUnavailableError(SLCError, RuntimeError):
-    """The large VLM did not answer (timeout, connection refused, 5xx after retries)."""
+    """The large VLM did not answer (timeout, connection refused, 5xx after retries, the call's deadline).
+    A transient fault: a turn degrades (the small VLM's unverified report, said plainly) instead of failing."""
 
 
-class MissingAPIKeyError(SLCError, RuntimeError):
+class LargeVLMReplyError(LargeVLMUnavailableError):
+    """The large VLM answered, but not with a usable reply: a body that is not a chat completion (truncated
+    JSON, an HTML page, no ``message``), an empty or garbage answer, or a request it refused for this input.
+    Treated like unavailability: the turn degrades, with a flag saying what came back."""
+
+
+class LargeVLMConfigError(SLCError, RuntimeError):
+    """The large VLM cannot work as configured (no model set, credentials refused, unknown model, wrong URL):
+    retrying will not help. The message names the setting that fixes it and carries the server's own reason.
+    A turn raises it (the CLI prints one line; a chat goes on to the next question)."""
+
+
+class MissingAPIKeyError(LargeVLMConfigError):
     """A provider needs an API key that is not set; the message names the variable."""
 
 

@@ -11,16 +11,28 @@ Retries (precise): for OpenAI-compatible endpoints (``ChatOpenAI``, also used fo
 409, 429 and >= 500. Other providers built by ``init_chat_model`` get the same ``max_retries``/``timeout``
 keywords, which their clients (anthropic, google...) interpret with their own backoff. We add no second
 retry layer on top: retrying retries would multiply the wait when an endpoint is really down.
+
+Error policy (one place, :func:`_classified`): a fault that retrying cannot fix (no model configured,
+credentials refused, an unknown model, a wrong URL) is :class:`LargeVLMConfigError`, one line naming the
+setting with the server's own reason; the turn raises it. A transient one (no answer, 429/5xx, the call's
+total deadline, ``settings.large.call_deadline_s()``) is :class:`LargeVLMUnavailableError`, and a reply that
+is not a usable chat completion (truncated JSON, an HTML page, no ``message``, a request refused for this
+input) is :class:`LargeVLMReplyError`: the turn degrades. Every HTTP request a call makes is counted,
+retries included (:class:`CallAttempts`), for OpenAI-compatible endpoints; other clients count one per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import contextvars
 import io
 import os
+import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +41,13 @@ from PIL import Image
 from pydantic import ValidationError
 
 from slc.agent.processes import console_script, free_port, stop_process, wait_healthy
-from slc.agent.errors import LargeVLMUnavailableError, MissingAPIKeyError, SLCError
+from slc.agent.errors import (
+    LargeVLMConfigError,
+    LargeVLMReplyError,
+    LargeVLMUnavailableError,
+    MissingAPIKeyError,
+    SLCError,
+)
 from slc.agent.settings import LargeVLMSettings, Settings
 
 #: Environment variable each init_chat_model provider reads its key from (providers not listed,
@@ -67,6 +85,37 @@ _UNAVAILABLE_NAMES = {
 }
 
 
+#: The request counter of the large-VLM call running in this context (see :class:`CallAttempts`).
+_ATTEMPTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("slc_large_vlm_attempts", default=None)
+
+
+def _count_request(request: Any) -> None:
+    box = _ATTEMPTS.get()
+    if box is not None:
+        box[0] += 1
+
+
+async def _acount_request(request: Any) -> None:
+    _count_request(request)
+
+
+def counting_http_clients() -> dict[str, Any]:
+    """``http_client``/``http_async_client`` for ChatOpenAI whose every request (retries included, also one
+    that never connects) counts toward the running call's :class:`CallAttempts`."""
+    import openai
+
+    return {"http_client": openai.DefaultHttpxClient(event_hooks={"request": [_count_request]}),
+            "http_async_client": openai.DefaultAsyncHttpxClient(event_hooks={"request": [_acount_request]})}
+
+
+class CallAttempts:
+    """How many requests large-VLM calls made: each call adds the HTTP requests it sent (its client's
+    retries included), or 1 for a client whose requests are not seen (another provider, an in-process model)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 def parse_model_spec(spec: str) -> tuple[str | None, str]:
     """``"openai:gpt-4o"`` -> ("openai", "gpt-4o"); a bare name -> (None, name), whose provider
     ``init_chat_model`` infers when the model is built (:func:`build_large_vlm`)."""
@@ -100,6 +149,7 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
             base_url=large.base_url,
             api_key=key or os.environ.get("OPENAI_API_KEY") or "not-needed",
             **common,
+            **counting_http_clients(),
         )
     if large.model.startswith(LOCAL_PREFIX) and len(large.model) > len(LOCAL_PREFIX):
         from slc.agent.loading import check_checkpoint
@@ -108,7 +158,7 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
         checkpoint = check_checkpoint(large.model[len(LOCAL_PREFIX):])  # ModelNotFoundError now, not mid-turn
         return LocalChatVLM(model=checkpoint, max_tokens=large.max_tokens or 1024)
     if large.model == "local":
-        raise LargeVLMUnavailableError(
+        raise LargeVLMConfigError(
             "large.model is 'local' but no large.base_url is set: start a local server with "
             "`transformers serve <checkpoint> --port 8000` (or slc.agent.large_vlm.serve_local) and set "
             "SLC_LARGE__BASE_URL=http://127.0.0.1:8000/v1 and SLC_LARGE__MODEL=<checkpoint>; or run it in this "
@@ -125,6 +175,8 @@ def build_large_vlm(settings: Settings | LargeVLMSettings) -> Any:
     kwargs: dict[str, Any] = dict(common)
     if key:
         kwargs["api_key"] = key
+    if provider == "openai" or (provider is None and model.startswith(("gpt-", "o1", "o3", "o4"))):
+        kwargs.update(counting_http_clients())
     try:
         return init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as exc:
@@ -163,29 +215,152 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return isinstance(status, int) and (status == 429 or status >= 500)
 
 
+def _server_reason(exc: BaseException) -> str:
+    """What the server itself said in an HTTP error (its JSON ``error.message``/``detail``/``message``, or
+    the start of a text/HTML body), on one line."""
+    body = getattr(exc, "body", None)
+    text: Any = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        text = (err.get("message") if isinstance(err, dict) else err) or body.get("detail") or body.get("message")
+    elif isinstance(body, str):
+        text = re.sub(r"<[^>]+>", " ", body)
+    if not text:
+        text = getattr(exc, "message", None) or str(exc)
+    return " ".join(str(text).split())[:300]
+
+
+_MODEL_REFUSED = re.compile(r"pinned|unknown model|no such model|model\b.*\b(not found|does not exist|not available|"
+                            r"not served|is not supported)", re.I)
+
+
+#: Packages whose code reading a reply failing means the reply was bad (a provider SDK, its HTTP stack, its
+#: LangChain integration), not our code.
+_PROVIDER_PACKAGES = {"openai", "httpx", "httpcore", "anthropic", "google", "mistralai", "groq", "cohere", "ollama",
+                      "botocore", "json", "pydantic", "pydantic_core"}
+
+
+def _raised_by_provider(exc: BaseException) -> bool:
+    """True when the traceback passes through a provider SDK or a ``langchain_<partner>`` package."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+        if module in _PROVIDER_PACKAGES or (module.startswith("langchain_") and module != "langchain_core"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def classify_error(model: Any, exc: BaseException) -> SLCError | None:
+    """The slc error a failed call is: config (retrying cannot help), unavailable, or a bad reply; None for
+    an exception that is not about the endpoint at all (a bug below us: it propagates as it is)."""
+    where = endpoint_of(model)
+    name = str(getattr(model, "model_name", None) or getattr(model, "model", None) or "")
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    if not isinstance(status, int) or status < 400:
+        status = None  # e.g. a 200 whose body could not be read: a bad reply, not a refusal
+    reason = _server_reason(exc) if isinstance(status, int) else ""
+    if status in (401, 403):
+        return LargeVLMConfigError(
+            f"The large VLM at {where} refused the credentials (HTTP {status}: {reason}): set SLC_LARGE__API_KEY "
+            "(or the provider's key variable, e.g. OPENAI_API_KEY) to a valid key.")
+    if status in (400, 404, 422) and (status == 404 or (name and name in reason) or _MODEL_REFUSED.search(reason)):
+        return LargeVLMConfigError(
+            f"The large VLM at {where} refused model {name!r} (HTTP {status}: {reason}): set SLC_LARGE__MODEL "
+            "(--large-model) to a model it serves, and check SLC_LARGE__BASE_URL (--base-url; an OpenAI-compatible "
+            "server's URL usually ends in /v1).")
+    if is_unavailable_error(exc):
+        return LargeVLMUnavailableError(f"The large VLM at {where} did not answer ({type(exc).__name__}: {exc}).")
+    if isinstance(status, int):
+        return LargeVLMReplyError(f"The large VLM at {where} refused the request (HTTP {status}: {reason}).")
+    if not _raised_by_provider(exc):
+        return None  # a fault of our own code or of a model object in this process: not the endpoint's
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return LargeVLMReplyError(f"The large VLM at {where} sent a reply that is not a chat completion ({detail}).")
+
+
 @contextlib.contextmanager
 def _classified(model: Any) -> Iterator[None]:
-    """Turn "the model did not answer" (any provider's SDK) into LargeVLMUnavailableError naming the URL."""
+    """Every failure of a call becomes one of slc's errors (see :func:`classify_error`); slc's own pass as they are."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - classified below, everything else propagates unchanged
-        if is_unavailable_error(exc):
-            raise LargeVLMUnavailableError(
-                f"The large VLM at {endpoint_of(model)} did not answer ({type(exc).__name__}: {exc})."
-            ) from exc
+    except SLCError:
         raise
+    except Exception as exc:  # noqa: BLE001 - whatever a provider's SDK or a malformed reply raises
+        classified = classify_error(model, exc)
+        if classified is None:
+            raise
+        raise classified from exc
 
 
-def call_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
-    """``model.invoke`` that raises :class:`LargeVLMUnavailableError` (naming the URL) when it stays down."""
-    with _classified(model):
-        return model.invoke(list(messages), config=config)
+def _checked(model: Any, reply: Any) -> Any:
+    content = getattr(reply, "content", None)
+    if not isinstance(content, (str, list)):
+        raise LargeVLMReplyError(f"The large VLM at {endpoint_of(model)} sent a reply without text "
+                                 f"({type(reply).__name__}).")
+    return reply
 
 
-async def acall_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None) -> Any:
-    """The async twin of :func:`call_large_vlm` (``await model.ainvoke``: real async I/O for HTTP endpoints)."""
-    with _classified(model):
-        return await model.ainvoke(list(messages), config=config)
+def _past_deadline(model: Any, deadline_s: float) -> LargeVLMUnavailableError:
+    return LargeVLMUnavailableError(
+        f"The large VLM at {endpoint_of(model)} did not finish within the call's deadline of {deadline_s:g} s "
+        "(timed out; SLC_LARGE__DEADLINE_S, retries included).")
+
+
+def call_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None, *,
+                   deadline_s: float | None = None, attempts: CallAttempts | None = None) -> Any:
+    """``model.invoke`` with slc's error policy (module docstring), ended after ``deadline_s`` in total (the
+    request left behind is dropped when its own read timeout trips); its requests are added to ``attempts``."""
+    box = [0]
+    token = _ATTEMPTS.set(box)
+    try:
+        with _classified(model):
+            if deadline_s is None:
+                return _checked(model, model.invoke(list(messages), config=config))
+            out: dict[str, Any] = {}
+            done = threading.Event()
+
+            def work() -> None:
+                try:
+                    out["reply"] = model.invoke(list(messages), config=config)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    out["error"] = exc
+                finally:
+                    done.set()
+
+            ctx = contextvars.copy_context()  # the counter, and LangChain's tracing parent, go with the call
+            threading.Thread(target=ctx.run, args=(work,), daemon=True, name="slc-large-vlm-call").start()
+            if not done.wait(deadline_s):
+                raise _past_deadline(model, deadline_s)
+            if "error" in out:
+                raise out["error"]
+            return _checked(model, out["reply"])
+    finally:
+        _ATTEMPTS.reset(token)
+        if attempts is not None:
+            attempts.n += max(box[0], 1)
+
+
+async def acall_large_vlm(model: Any, messages: Sequence[Any], config: dict[str, Any] | None = None, *,
+                          deadline_s: float | None = None, attempts: CallAttempts | None = None) -> Any:
+    """The async twin of :func:`call_large_vlm` (``await model.ainvoke``, cancelled at the deadline)."""
+    box = [0]
+    token = _ATTEMPTS.set(box)
+    try:
+        with _classified(model):
+            call = model.ainvoke(list(messages), config=config)
+            if deadline_s is None:
+                return _checked(model, await call)
+            try:
+                return _checked(model, await asyncio.wait_for(call, deadline_s))
+            except asyncio.TimeoutError as exc:
+                raise _past_deadline(model, deadline_s) from exc
+    finally:
+        _ATTEMPTS.reset(token)
+        if attempts is not None:
+            attempts.n += max(box[0], 1)
 
 
 def image_data_url(image: Image.Image, max_side: int) -> str:
@@ -262,6 +437,9 @@ def serve_local(
 
 __all__ = [
     "LOCAL_PREFIX",
+    "CallAttempts",
+    "classify_error",
+    "counting_http_clients",
     "PROVIDER_KEY_VARS",
     "acall_large_vlm",
     "build_large_vlm",

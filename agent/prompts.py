@@ -87,7 +87,7 @@ VERIFY_REFERENCES_LABEL = "Reference photo(s) of claim {id} ({token}), the conce
 VERIFY_RETRY = """Your previous reply was not valid JSON in the required format. Reply again with ONLY the \
 JSON object {{"verdicts": [...]}}, one entry for each of the claim ids {ids}."""
 
-REASON_PROMPT_VERSION = "reason-v1"
+REASON_PROMPT_VERSION = "reason-v2"  # v2: the format example has single braces (v1 sent "{{")
 
 REASON_SYSTEM = """You are a helpful assistant that answers questions about the user's photos and about \
 the user's personal concepts. A personal concept is written <name> (for example <bo>); it is a specific \
@@ -109,7 +109,7 @@ The detection report and concept facts are JSON between <<<DATA {nonce} and DATA
 DATA {nonce}>>>"""
 
 REASON_FORMAT = """Answer with ONLY a JSON object, no prose around it: \
-{{"answer": "<your answer to the user>", "concepts_used": ["<names of the concepts your answer relies on>"]}}"""
+{"answer": "<your answer to the user>", "concepts_used": ["<names of the concepts your answer relies on>"]}"""
 
 REASON_REPORT_VISUAL = "The user sent a photo. A verified detection report for their concepts in it:"
 REASON_REPORT_TEXT = "The user sent no photo. Facts about the concepts the question mentions:"

@@ -83,6 +83,12 @@ class LargeVLMSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, description="Falls back to the provider's own variable (OPENAI_API_KEY...).")
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
+    deadline_s: float | None = Field(default=None, gt=0, description=(
+        "Total seconds one large-VLM call may take, its retries included (timeout_s bounds each read only: a "
+        "server trickling bytes never trips it). None = timeout_s x (max_retries + 1) + the retries' backoff."))
+    check_model: bool = Field(default=True, description=(
+        "With base_url: check at start-up that the endpoint's /v1/models lists large.model (a wrong name is a "
+        "configuration error naming the served ones). Off for servers that load any model on demand."))
     max_image_side: int = Field(default=1024, ge=32, description="Images are resized to this longest side before sending.")
     verify_references: int = Field(default=2, ge=0, le=8, description=(
         "Reference photos of each claim's concept sent with the reflection call (in the same ONE call), so "
@@ -92,6 +98,13 @@ class LargeVLMSettings(BaseModel):
         "class models, whatever the size: +170 tokens per claim at 2 photos; benchmarks/verify_tokens.py measures it)."))
     temperature: float = Field(default=0.0, ge=0)
     max_tokens: int | None = Field(default=1024, ge=1, description="Cap on generated tokens per large-VLM call; None = provider default.")
+
+    def call_deadline_s(self) -> float:
+        """The total time one call may take (:attr:`deadline_s`, else every attempt's timeout plus backoff)."""
+        if self.deadline_s is not None:
+            return self.deadline_s
+        backoff = sum(min(0.5 * 2**i, 8.0) for i in range(self.max_retries))
+        return self.timeout_s * (self.max_retries + 1) + backoff + 1.0
 
 
 class TracingSettings(BaseModel):

@@ -1,6 +1,7 @@
 """``slc chat``: an interactive, resumable session about your concepts and photos (works with piped input).
 
-A bad photo or a missing concept is printed as an error line and the session goes on; only flags and
+A bad photo, a missing concept, a misconfigured large VLM or a store that went down mid-turn (Chroma,
+Postgres) is printed as one error line and the session goes on; only flags and
 models that cannot work end it (through :func:`slc.cli.console.cli_errors`), and so does a ``--thread``
 that belongs to another tenant: it is refused before anything of it is read.
 """
@@ -8,13 +9,14 @@ that belongs to another tenant: it is refused before anything of it is read.
 from __future__ import annotations
 
 import sys
+import traceback
 import uuid
 from typing import Optional
 
 import typer
 
 from slc.agent.errors import SLCError
-from slc.cli.console import cli_errors, error_line, print_transcript, print_turn
+from slc.cli.console import cli_errors, error_line, one_line, print_transcript, print_turn, verbose
 from slc.cli.options import BaseUrlOpt, LargeOpt, SmallOpt, TenantOpt, checked_services
 
 CHAT_HELP = """Type a question and press Enter. Attach a photo with `@path/to/photo.jpg question` or a line
@@ -89,8 +91,14 @@ def chat(
                     continue
             try:
                 turn = run_turn(graph, line, one_off or image, thread_id=thread, settings=services.settings)
-            except SLCError as exc:  # a bad photo or a missing concept must not end the session
-                error_line(str(exc))
+            except SLCError as exc:  # a bad photo, a missing concept, a large VLM misconfigured: next question
+                error_line(one_line(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a store down mid-turn (Chroma, Postgres) must not end it either
+                if verbose():
+                    traceback.print_exc()
+                error_line(f"this turn failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                           "the session is kept, ask again when the service is back")
                 continue
             print_turn(turn.result, detections=turn.detections, console=console)
     console.print(f"bye (resume with: slc chat --thread {thread})")

@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.runtime import Runtime, get_runtime
 
-from slc.agent.large_vlm import acall_large_vlm, call_large_vlm
+from slc.agent.large_vlm import CallAttempts, acall_large_vlm, call_large_vlm
 from slc.graphs.context import Context, RunOptions
 from slc.graphs.services import ServiceFactory, default_services
 from slc.graphs.state import State
@@ -38,7 +38,8 @@ class Calls(Protocol):
 
     async def runnable(self, runnable: Runnable[In, Out], value: In, config: RunnableConfig) -> Out: ...
 
-    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig) -> BaseMessage: ...
+    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig, *,
+                   deadline_s: float | None = None, attempts: CallAttempts | None = None) -> BaseMessage: ...
 
 
 class InlineCalls:
@@ -50,8 +51,9 @@ class InlineCalls:
     async def runnable(self, runnable: Runnable[In, Out], value: In, config: RunnableConfig) -> Out:
         return runnable.invoke(value, config=config)
 
-    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig) -> BaseMessage:
-        return call_large_vlm(model, messages, config=config)
+    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig, *,
+                   deadline_s: float | None = None, attempts: CallAttempts | None = None) -> BaseMessage:
+        return call_large_vlm(model, messages, config=config, deadline_s=deadline_s, attempts=attempts)
 
 
 class AsyncCalls:
@@ -63,8 +65,9 @@ class AsyncCalls:
     async def runnable(self, runnable: Runnable[In, Out], value: In, config: RunnableConfig) -> Out:
         return await runnable.ainvoke(value, config=config)
 
-    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig) -> BaseMessage:
-        return await acall_large_vlm(model, messages, config=config)
+    async def chat(self, model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig, *,
+                   deadline_s: float | None = None, attempts: CallAttempts | None = None) -> BaseMessage:
+        return await acall_large_vlm(model, messages, config=config, deadline_s=deadline_s, attempts=attempts)
 
 
 def run_inline(coro: Coroutine[Any, Any, T]) -> T:

@@ -21,9 +21,9 @@ from langgraph.runtime import Runtime
 
 from slc.agent import prompts
 from slc.agent.detection import ConceptQuery, Detection
-from slc.agent.errors import LargeVLMUnavailableError
+from slc.agent.errors import LargeVLMReplyError, LargeVLMUnavailableError
 from slc.agent.images import load_image
-from slc.agent.large_vlm import image_part
+from slc.agent.large_vlm import CallAttempts, image_part
 from slc.graphs import prompting, transcripts
 from slc.graphs.context import Context, RunOptions
 from slc.graphs.execution import Calls
@@ -53,6 +53,13 @@ def question_of(state: State) -> str:
         if isinstance(m, HumanMessage):
             return prompting.content_text(m.content).strip()
     return ""
+
+
+def fault_flag(exc: LargeVLMUnavailableError) -> str:
+    """The flag a degraded turn carries: ``large_vlm_bad_reply: ...`` (it answered, unusably) or
+    ``large_vlm_unreachable: ...`` (it did not answer), with the reason."""
+    kind = "large_vlm_bad_reply" if isinstance(exc, LargeVLMReplyError) else "large_vlm_unreachable"
+    return f"{kind}: {exc}"
 
 
 # -- recall ----------------------------------------------------------------------------------------------
@@ -117,8 +124,11 @@ async def personalize(state: State, runtime: Runtime[Context], services: Service
     qs = await calls.blocking(queries)
     img = await calls.blocking(lambda: open_photo(services.image_store(), state.image))
     # The image is bound here, not passed as the traced input, so it never lands in a trace.
-    detect = RunnableLambda(lambda q: detector.detect(img, q, round=round_), name="small_vlm.detect")
-    raw = await calls.runnable(detect, qs, _call_config(opts, "small_vlm.detect", names, round_))
+    if _traced():  # the small VLM's own run in the trace (its claims, the image never)
+        detect = RunnableLambda(lambda q: detector.detect(img, q, round=round_), name="small_vlm.detect")
+        raw = await calls.runnable(detect, qs, _call_config(opts, "small_vlm.detect", names, round_))
+    else:  # nobody traces: no child run to set up (~0.6 ms per turn, benchmarks/graph_overhead.py)
+        raw = await calls.blocking(lambda: detector.detect(img, qs, round=round_))
     got = {d.concept: d for d in raw}
     new: list[Detection] = []
     for q in qs:
@@ -161,14 +171,13 @@ async def reflect(state: State, runtime: Runtime[Context], services: ServiceFact
     names = [c.concept for c in claims]
     cfg = _call_config(opts, "reflect.verify", names, state.round, prompt_version=prompts.VERIFY_PROMPT_VERSION)
     messages: list[BaseMessage] = prompting.verify_messages(claims, part, refs)
-    calls_made = state.large_vlm_calls
+    attempts = CallAttempts()  # every HTTP request counts, the client's retries included
     flags = list(state.flags)
     parsed: dict[str, prompting.RawVerdict] | None = None
     try:
         model = await calls.blocking(services.large_vlm)
         for attempt in range(2):  # one retry on malformed output, then "unverified" + a flag
-            calls_made += 1
-            reply = await calls.chat(model, messages, cfg)
+            reply = await calls.chat(model, messages, cfg, deadline_s=large.call_deadline_s(), attempts=attempts)
             text = prompting.content_text(reply.content)
             try:
                 parsed = prompting.parse_verdicts(text, claims)
@@ -179,12 +188,13 @@ async def reflect(state: State, runtime: Runtime[Context], services: ServiceFact
         if parsed is None:
             flags.append(f"verifier_output_malformed:round{state.round}")
     except LargeVLMUnavailableError as exc:
-        flags.append(f"large_vlm_unreachable: {exc}")
+        flags.append(fault_flag(exc))
         verdicts = [Verdict(concept=c.concept, round=state.round, claim=c.claim, verdict="unverified",
                             feedback="large VLM unreachable", prompt_version=prompts.VERIFY_PROMPT_VERSION)
                     for c in claims]
         return {"verdicts": [*state.verdicts, *verdicts], "degraded": True, "flags": flags,
-                "large_vlm_calls": calls_made, "pending": []}
+                "large_vlm_calls": state.large_vlm_calls + attempts.n, "pending": []}
+    calls_made = state.large_vlm_calls + attempts.n
     verdicts = []
     for c in claims:
         rv = (parsed or {}).get(c.id)
@@ -246,6 +256,15 @@ def _resolve(d: Detection, v: Verdict | None) -> tuple[str, bool, str]:
 # -- reason ----------------------------------------------------------------------------------------------
 
 
+def _traced() -> bool:
+    """Whether the run has callback handlers (a tracer, LangGraph's message streaming)."""
+    try:
+        callbacks = get_config().get("callbacks")
+    except RuntimeError:
+        return False
+    return bool(getattr(callbacks, "handlers", callbacks))
+
+
 def _thread_id() -> str | None:
     """The run's thread (None: a run without a checkpointer's thread, e.g. a one-off ``invoke``)."""
     try:
@@ -281,16 +300,20 @@ async def reason(state: State, runtime: Runtime[Context], services: ServiceFacto
         )
         cfg = _call_config(opts, "reason.answer", [c.name for c in state.candidates], state.round,
                            prompt_version=prompts.REASON_PROMPT_VERSION)
+        attempts = CallAttempts()  # every HTTP request counts, the client's retries included
         try:
-            calls_made += 1
             model = await calls.blocking(services.large_vlm)
-            reply = await calls.chat(model, messages, cfg)
+            large = services.settings.large
+            reply = await calls.chat(model, messages, cfg, deadline_s=large.call_deadline_s(), attempts=attempts)
             answer = prompting.parse_answer(prompting.content_text(reply.content))
+            if not prompting.usable_text(answer.text):  # empty, control characters, no word at all
+                raise LargeVLMReplyError(f"The large VLM's answer is empty or garbage ({answer.text[:40]!r}).")
             if not answer.structured:
                 flags.append("answer_unstructured")
         except LargeVLMUnavailableError as exc:
-            flags.append(f"large_vlm_unreachable: {exc}")
+            flags.append(fault_flag(exc))
             answer = prompting.degraded_answer(final, state.candidates)
+        calls_made += attempts.n
     last = state.messages[-1] if state.messages else None
     asked_in_messages = isinstance(last, HumanMessage) and prompting.content_text(last.content).strip() == state.question
     turn: list[BaseMessage] = [] if asked_in_messages else [

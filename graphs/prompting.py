@@ -211,8 +211,19 @@ def reason_messages(
     return [SystemMessage(system), *history, HumanMessage(content=content)]
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def usable_text(text: str) -> bool:
+    """True when a reply holds at least one letter or digit (not empty, not only control characters,
+    punctuation or replacement characters)."""
+    return any(ch.isalnum() for ch in text or "")
+
+
 def parse_answer(text: str) -> Answer:
-    """A structured Answer, or the raw reply as text (structured=False) when it is not the JSON asked for."""
+    """A structured Answer, or the raw reply as text (structured=False) when it is not the JSON asked for.
+    Control characters (NUL...) are removed: they would show as garbage in a terminal or a chat front-end."""
+    text = _CONTROL_RE.sub("", text or "")
     try:
         obj = extract_json(text)
         answer = obj.get("answer")

@@ -26,7 +26,7 @@ import urllib.request
 from collections import OrderedDict
 from typing import TYPE_CHECKING, TypeVar
 
-from slc.agent.errors import LargeVLMUnavailableError
+from slc.agent.errors import LargeVLMConfigError, LargeVLMUnavailableError
 from slc.agent.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -60,20 +60,41 @@ def _recent(cache: OrderedDict[K, V], key: K, make: "Callable[[], V]", limit: in
     return value
 
 
-def check_endpoint(base_url: str, timeout_s: float = 5.0) -> None:
-    """Raise LargeVLMUnavailableError naming the URL when nothing answers there (any HTTP reply = up)."""
+def check_endpoint(base_url: str, timeout_s: float = 5.0, *, model: str | None = None, api_key: str | None = None) -> None:
+    """Raise LargeVLMUnavailableError naming the URL when nothing answers there (any HTTP reply = up), and
+    LargeVLMConfigError when it refuses the credentials (401/403) or, given ``model``, when its ``/models``
+    lists models and ``model`` is not one of them (the message names the served ones)."""
+    import json
+
     url = base_url.rstrip("/") + "/models"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # it answered (401, 404, 500...): the server is up; the call itself will report the rest
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            body = resp.read(1_000_000)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise LargeVLMConfigError(
+                f"The large VLM endpoint {base_url} refused the credentials (HTTP {exc.code}): set "
+                "SLC_LARGE__API_KEY (or OPENAI_API_KEY) to a key it accepts.") from None
+        return  # it answered (404, 500...): the server is up; the call itself will report the rest
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise LargeVLMUnavailableError(
             f"The large VLM endpoint {base_url} is down ({reason}): start the server, or fix --base-url / "
             "SLC_LARGE__BASE_URL."
         ) from None
+    if not model or model == "default":  # "default": the CLI's name for "whatever the server serves"
+        return
+    try:
+        served = [str(m["id"]) for m in json.loads(body)["data"] if isinstance(m, dict) and "id" in m]
+    except (ValueError, KeyError, TypeError):
+        return  # no model list there: nothing to check against
+    if served and model not in served:
+        shown = ", ".join(repr(m) for m in served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
+        raise LargeVLMConfigError(
+            f"The large VLM endpoint {base_url} does not serve model {model!r} (it lists {shown}): set "
+            "SLC_LARGE__MODEL (--large-model) to one of them (or SLC_LARGE__CHECK_MODEL=false for a server "
+            "that loads models on demand).")
 
 
 class ServiceFactory:
@@ -142,16 +163,18 @@ class ServiceFactory:
     def large_vlm(self) -> BaseChatModel:
         """The large VLM; one that names an endpoint is built only once that endpoint answers.
 
-        Raises MissingAPIKeyError (naming the variable) or LargeVLMUnavailableError (naming the URL) before
-        any request is made; a failed build is not kept, so the next call tries again.
+        Raises MissingAPIKeyError (naming the variable), LargeVLMConfigError (credentials refused, a model the
+        endpoint does not list) or LargeVLMUnavailableError (naming the URL) before any chat request is made; a failed build is not kept, so the next call tries again.
         """
         with self._locks["large_vlm"]:
             if self._large_vlm is None:
                 from slc.agent.large_vlm import build_large_vlm
 
                 model = build_large_vlm(self.settings)
-                if self.settings.large.base_url:
-                    check_endpoint(self.settings.large.base_url)
+                large = self.settings.large
+                if large.base_url:
+                    check_endpoint(large.base_url, model=large.model if large.check_model else None,
+                                   api_key=large.api_key.get_secret_value() if large.api_key else None)
                 self._large_vlm = model
             return self._large_vlm
 

@@ -67,33 +67,82 @@ class _Quiet(BaseHTTPRequestHandler):
         return raw
 
 
+#: ControlServer's fault modes: what the endpoint sends back instead of a chat completion.
+FAULT_MODES = ("500", "400", "401", "404", "pinned", "truncated", "html", "nomessage", "trickle")
+
+
 class ControlServer(_Server):
-    """Loopback /v1/chat/completions whose behaviour is switched per request: ok | 500 | sleep | reply."""
+    """Loopback /v1/chat/completions whose behaviour is switched per request.
+
+    ``mode``: "ok" (``reply``), "reply" (``mode_reply``), "sleep" (``sleep_s``, then ``reply``), or a fault:
+    "500", "400", "401", "404" (an OpenAI-style JSON error), "pinned" (HTTP 400 as `transformers serve`
+    answers a model it is not pinned to), "truncated" (HTTP 200, half a JSON body), "html" (HTTP 200, an HTML
+    page), "nomessage" (a completion whose choice has no ``message``), "trickle" (a valid completion sent
+    one byte every ``trickle_s`` seconds, until the mode changes). ``fail_next``: that many requests answer
+    as ``fail_mode`` (default "500") first, whatever the mode. ``models``: what GET /v1/models lists (empty: an empty list). Every request body is recorded.
+    """
 
     def __init__(self, reply: str) -> None:
         self.mode = "ok"
         self.reply = reply
         self.mode_reply = reply
         self.sleep_s = 5.0
+        self.trickle_s = 1.0
+        self.fail_next = 0
+        self.fail_mode = "500"
+        self.models: list[str] = []
         self.requests: list[dict[str, Any]] = []
         server = self
 
         class Handler(_Quiet):
             def do_GET(self) -> None:  # noqa: N802 - /v1/models for the endpoint check
-                self._send(200, {"object": "list", "data": [{"id": "control", "object": "model"}]})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+
+            def _raw(self, code: int, ctype: str, data: bytes, *, length: int | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data) if length is None else length))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self._body() or b"{}")
                 server.requests.append(body)
-                if server.mode == "500":
-                    return self._send(500, {"error": {"message": "injected failure", "type": "server_error"}})
-                if server.mode == "sleep":
+                mode = server.mode
+                if server.fail_next > 0:
+                    server.fail_next -= 1
+                    mode = server.fail_mode
+                if mode in ("500", "400", "401", "404"):
+                    kind = {"500": "server_error", "400": "invalid_request_error", "401": "invalid_api_key",
+                            "404": "not_found"}[mode]
+                    return self._send(int(mode), {"error": {"message": f"injected {mode}", "type": kind}})
+                if mode == "pinned":
+                    return self._send(400, {"detail": f"Server is pinned to 'pinned-model'; requested '{body.get('model')}'."})
+                if mode == "html":
+                    return self._raw(200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+                if mode == "sleep":
                     time.sleep(server.sleep_s)
-                text = server.reply if server.mode in ("ok", "sleep") else server.mode_reply
-                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": text}}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                text = server.reply if mode in ("ok", "sleep", "trickle") else server.mode_reply
+                message = {"role": "assistant", "content": text}
+                choice = {"index": 0, "finish_reason": "stop", **({} if mode == "nomessage" else {"message": message})}
+                data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+                                   "choices": [choice],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+                if mode == "truncated":
+                    return self._raw(200, "application/json", data[: len(data) // 2])
+                if mode == "trickle":
+                    self._raw(200, "application/json", b"", length=len(data))
+                    for i in range(len(data)):
+                        if server.mode != "trickle":  # the test moved on: hang up
+                            return
+                        try:
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
+                        time.sleep(server.trickle_s)
+                    return
+                self._raw(200, "application/json", data)
 
         super().__init__(Handler)
         self.url = f"{self.base}/v1"
@@ -169,4 +218,4 @@ class LangSmithCapture(_Server):
         return runs
 
 
-__all__ = ["ControlServer", "LangSmithCapture"]
+__all__ = ["FAULT_MODES", "ControlServer", "LangSmithCapture"]

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from PIL import Image
 
-from slc.agent.errors import LargeVLMUnavailableError, MissingAPIKeyError, SLCError
+from slc.agent.errors import LargeVLMConfigError, LargeVLMUnavailableError, MissingAPIKeyError, SLCError
 from slc.agent.large_vlm import build_large_vlm, call_large_vlm, free_port, image_data_url, parse_model_spec
 from slc.agent.settings import Settings
 
@@ -48,7 +48,7 @@ def test_openai_spec_with_key_builds_chatopenai(monkeypatch):
 
 
 def test_local_without_base_url_says_how_to_serve():
-    with pytest.raises(LargeVLMUnavailableError, match="transformers serve"):
+    with pytest.raises(LargeVLMConfigError, match="transformers serve"):
         build_large_vlm(_settings(model="local"))
 
 
