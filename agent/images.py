@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -67,7 +68,9 @@ def decode_image(
     ``draft_side``: a plain upright RGB/grey JPEG may be decoded at a reduced DCT scale that keeps both
     sides >= this (every compressed byte is still decoded, so truncation is still caught; a 12 MP phone
     photo decodes ~8x faster at 1/8 scale), if its longer side is at most ``draft_max_side``. The returned
-    image then keeps the file's full size in ``info["slc_full_size"]``. Returns the decoded image, the file bytes it came from (None for a PIL
+    image then keeps the file's full size in ``info["slc_full_size"]``. An RGB/grey JPEG LONGER than
+    ``draft_max_side`` is decoded at the DCT scale whose longer side is the largest within ``draft_max_side``
+    (a 4000x3000 photo at 1/2: 2000x1500; 8000x6000 at 1/4), so its full-size pixels never exist in memory. Returns the decoded image, the file bytes it came from (None for a PIL
     image) and its display name."""
     name = _describe(source)
     if isinstance(source, Image.Image):
@@ -113,14 +116,15 @@ def decode_image(
             # Someone flipped PIL's global switch; a truncated file would silently load grey pixels.
             raise _bad(name, "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; refusing to load possibly truncated data")
         full_size = img.size
-        if (
-            draft_side
-            and img.format == "JPEG"
-            and img.mode in ("RGB", "L")
-            and max(full_size) <= (draft_max_side or max(full_size))
-            and exif_orientation(img) == 1
-        ):
-            img.draft(img.mode, (draft_side, draft_side))
+        if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            if draft_max_side and max(full_size) > draft_max_side:
+                # it will be stored re-encoded at <= draft_max_side anyway: decode at the DCT scale (1/2, 1/4,
+                # 1/8) whose longer side is the largest one within it, never the whole 12-48 MP
+                scale = next((s for s in (1, 2, 4, 8) if -(-max(full_size) // s) <= draft_max_side), 8)
+                if scale > 1:
+                    img.draft(img.mode, (full_size[0] // scale, full_size[1] // scale))
+            elif draft_side and exif_orientation(img) == 1:
+                img.draft(img.mode, (draft_side, draft_side))
         try:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -140,12 +144,22 @@ def exif_orientation(img: Image.Image) -> int:
         return 1
 
 
-def normalize_image(img: Image.Image, name: str, *, from_file: bool) -> Image.Image:
+def normalize_image(img: Image.Image, name: str, *, from_file: bool, max_side: int | None = None) -> Image.Image:
+    """Upright 8-bit RGB. ``max_side``: the caller keeps at most this longest side, so a larger image is
+    reduced BEFORE it is widened to RGB (a 64 MP 16-bit greyscale scan never exists as 64 MP of RGB, nor as
+    floats: peak memory stays near the decoded file plus one 8-bit plane)."""
     if from_file and exif_orientation(img) != 1:  # exif_transpose copies even an upright photo: skip it then
         try:
             img = ImageOps.exif_transpose(img)
         except Exception:  # noqa: BLE001 - a broken EXIF block must not reject an otherwise fine photo
             pass
+    if max_side and max(img.size) > max_side:
+        if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+            img, from_file = _high_depth_to_l(img, name), True
+        if img.mode in ("L", "RGB", "CMYK") and "transparency" not in img.info:
+            if not from_file:
+                img = img.copy()  # never shrink the caller's own image in place
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return _to_rgb(img, name, owned=from_file)
 
 
@@ -185,27 +199,59 @@ def _to_rgb(img: Image.Image, name: str, *, owned: bool = False) -> Image.Image:
     raise _bad(name, f"unsupported image mode {mode!r}")
 
 
+#: Pixels per strip when a high-depth image is rescaled to 8 bits (bounded working memory, ~8 MB of floats).
+_STRIP_PIXELS = 1_000_000
+
+
 def _high_depth_to_rgb(img: Image.Image, name: str) -> Image.Image:
-    """16/32-bit integer or float greyscale -> 8-bit: keep the file's own scale where it has one."""
-    arr = np.asarray(img)
-    if arr.ndim != 2:
-        raise _bad(name, f"unsupported {img.mode} image with shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise _bad(name, f"mode {img.mode} image contains NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
-    if img.mode.startswith("I;16") or (img.mode == "I" and lo >= 0 and hi <= 65535 and hi > 255):
-        scaled = arr / 257.0  # 16-bit full scale -> 8-bit full scale
-    elif img.mode == "I" and lo >= 0 and hi <= 255:
-        scaled = arr
-    elif img.mode == "F" and lo >= 0 and hi <= 1:
-        scaled = arr * 255.0
-    elif hi > lo:
-        scaled = (arr - lo) / (hi - lo) * 255.0  # no natural scale: stretch to the full range
-    else:
-        scaled = np.zeros_like(arr)
-    grey = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
-    return grey.convert("RGB")
+    return _high_depth_to_l(img, name).convert("RGB")
+
+
+def _high_depth_to_l(img: Image.Image, name: str) -> Image.Image:
+    """16/32-bit integer or float greyscale -> 8-bit grey, keeping the file's own scale where it has one.
+
+    Strip by strip: only one strip at a time is ever a float array (a 64 MP 16-bit image used to make
+    several full float64 copies, 2+ GB); the output is one 8-bit plane."""
+    w, h = img.size
+    rows = max(1, _STRIP_PIXELS // max(w, 1))
+
+    def strips() -> Iterator[tuple[int, np.ndarray]]:
+        for y in range(0, h, rows):
+            arr = np.asarray(img.crop((0, y, w, min(h, y + rows))))
+            if arr.ndim != 2:
+                raise _bad(name, f"unsupported {img.mode} image with shape {arr.shape}")
+            yield y, arr
+
+    sixteen = img.mode.startswith("I;16")
+    lo, hi = 0.0, 65535.0
+    if not sixteen:
+        lo, hi = float("inf"), float("-inf")
+        for _, arr in strips():
+            if img.mode == "F" and not np.all(np.isfinite(arr)):
+                raise _bad(name, f"mode {img.mode} image contains NaN or infinite values")
+            lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
+
+    def scale(arr: np.ndarray) -> np.ndarray:
+        a = arr.astype(np.float64)  # one strip only, scaled in place
+        if sixteen or (img.mode == "I" and lo >= 0 and hi <= 65535 and hi > 255):
+            a /= 257.0  # 16-bit full scale -> 8-bit full scale
+        elif img.mode == "I" and lo >= 0 and hi <= 255:
+            pass
+        elif img.mode == "F" and lo >= 0 and hi <= 1:
+            a *= 255.0
+        elif hi > lo:
+            a -= lo  # no natural scale: stretch to the full range
+            a *= 255.0 / (hi - lo)
+        else:
+            a[...] = 0.0
+        return a
+
+    out = Image.new("L", (w, h))
+    for y, arr in strips():
+        a = scale(arr)
+        np.clip(np.rint(a, out=a), 0, 255, out=a)
+        out.paste(Image.fromarray(a.astype(np.uint8), mode="L"), (0, y))
+    return out
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "decode_image", "exif_orientation", "load_image", "normalize_image"]

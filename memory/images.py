@@ -184,16 +184,21 @@ class ImageStore:
         as the user's own bytes with metadata stripped (:func:`strip_jpeg_metadata`); anything else is
         re-encoded in the store's ``format``. ``decode_side``: the caller only needs pixels at about this
         side (an encoder's input), so a JPEG stored as is may be decoded at a reduced scale; the image
-        returned is then smaller than the stored one, whose size is in ``info["slc_full_size"]``."""
+        returned is then smaller than the stored one, whose size is in ``info["slc_full_size"]``. A JPEG
+        larger than ``max_side`` is decoded at a reduced DCT scale and stored at that size (longer side in
+        (max_side/2, max_side]; :func:`~slc.agent.images.decode_image`); any other image too large is reduced
+        before it is widened to RGB, so the memory a photo needs follows what is stored, not the file's size."""
         raw, original, name = decode_image(source, self.max_pixels, draft_side=decode_side, draft_max_side=self.max_side)
         fits = not self.max_side or max(stored_size(raw)) <= self.max_side
         data = _original_bytes(raw, original) if original is not None and fits else None
-        full_size = raw.info.get("slc_full_size")
+        full_size = raw.info.get("slc_full_size") if fits else None  # not fits: stored at the decoded size
         if full_size and data is None:
             raw, original, name = decode_image(source, self.max_pixels)  # it must be re-encoded: decode it whole
             full_size = None
-        img = normalize_image(raw, name, from_file=original is not None)  # always a new image, never the caller's
+        # always a new image, never the caller's; one too large is reduced before it is widened to RGB
+        img = normalize_image(raw, name, from_file=original is not None, max_side=None if fits else self.max_side)
         if not fits:
+            img.info.pop("slc_full_size", None)  # what is stored is this image (re-encoded), not the file
             img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)  # type: ignore[arg-type]
         if data is None:
             data = self._encode(img)

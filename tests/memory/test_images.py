@@ -246,3 +246,47 @@ def test_prepare_decodes_jpeg_at_reduced_scale_but_stores_the_whole_file(tmp_pat
     truncated.write_bytes(src.read_bytes()[:-200])
     with pytest.raises(InvalidImageError, match="truncated|corrupt"):
         store.prepare(truncated, decode_side=64)  # a reduced-scale decode still reads every byte
+
+
+def test_a_jpeg_larger_than_max_side_is_decoded_at_a_reduced_scale_and_stored_so(tmp_path):
+    """(issue 19) Its full-size pixels are never decoded: a 1000x600 JPEG in a store of max_side 512 is
+    decoded at 1/2 DCT scale and stored at 500x300 (it used to be decoded whole and resized to 512x307);
+    every compressed byte is still read, so a truncated one is still refused."""
+    src = tmp_path / "phone.jpg"
+    noise_image(21, (1000, 600)).save(src, format="JPEG", quality=90)
+    store = ImageStore(tmp_path / "imgs", max_side=512)
+    img, data, sha = store.prepare(src, decode_side=64)
+    assert img.size == (500, 300) and "slc_full_size" not in img.info
+    ref = store.write(data, sha, img.size)
+    assert store.open(sha).size == (500, 300) == (ref.width, ref.height)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: re-encoded anyway, so it is decoded small too, then turned upright
+    rotated = tmp_path / "rotated.jpg"
+    noise_image(22, (1000, 600)).save(rotated, format="JPEG", quality=90, exif=exif)
+    assert store.prepare(rotated)[0].size == (300, 500)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(src.read_bytes()[:-300])
+    with pytest.raises(InvalidImageError, match="truncated|corrupt"):
+        store.prepare(cut)
+
+
+def test_a_huge_16_bit_scan_is_reduced_without_float_copies(tmp_path):
+    """(issue 15, case 3) A 16 MP 16-bit greyscale PNG used to become several full float64 copies (128 MB
+    each) and a full-size RGB image before the resize; now one float strip at a time, reduced while grey."""
+    import tracemalloc
+
+    ramp = (np.add.outer(np.arange(4000), np.arange(4000)) * 8).astype(np.uint16)
+    src = tmp_path / "scan.png"
+    Image.fromarray(ramp).save(src, compress_level=1)
+    store = ImageStore(tmp_path / "imgs", max_side=1000)
+    tracemalloc.start()
+    try:
+        img, _, _ = store.prepare(src)
+        _, peak = tracemalloc.get_traced_memory()  # numpy's buffers are traced; one 1 MP strip = 8 MB
+    finally:
+        tracemalloc.stop()
+    assert img.size == (1000, 1000) and img.mode == "RGB"
+    assert peak < 24 * 2**20, f"numpy peak {peak / 2**20:.0f} MB"
+    got = np.asarray(img)[..., 0].astype(int)
+    want = np.rint(ramp[::4, ::4] / 257.0)  # the same /257 scale, reduced 4x
+    assert abs(got.mean() - want.mean()) < 1.0 and got.max() <= 255
