@@ -21,6 +21,10 @@ class InvalidConceptNameError(SLCError, ValueError):
     """A concept name that is empty, too long or has characters we cannot match in text."""
 
 
+class InvalidTenantError(SLCError, ValueError):
+    """A tenant that is blank, too long or not a string; the message names the setting and the flag."""
+
+
 class DuplicateConceptError(SLCError, ValueError):
     """A concept with this name already exists for this tenant."""
 

@@ -19,6 +19,9 @@ from slc.cli.options import SmallOpt, TenantOpt, checked_services
 
 
 def _expand(paths: list[Path]) -> list[Path]:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # a mistyped folder must not look like a scan that found nothing
+        raise SLCError(f"No such file or folder: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
     out: list[Path] = []
     for p in paths:
         if p.is_dir():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from slc.agent.errors import InvalidConceptNameError
+from slc.agent.errors import InvalidConceptNameError, InvalidTenantError
 
 MAX_NAME_LEN = 64
 _NAME_RE = re.compile(r"^[^\W_][\w\-]*$", re.UNICODE)
@@ -64,14 +64,20 @@ def slug(text: str, limit: int) -> str:
     return s or "x"
 
 
+#: Longest tenant accepted (an id, an e-mail address, a URL of an organization).
+MAX_TENANT_LEN = 256
+
+
 def tenant_key(tenant: str) -> str:
     """A filesystem- and index-safe, collision-free key for an arbitrary tenant string.
 
     The slug keeps names readable; the sha256 suffix keeps "Alice" and "alice" (or any two strings with
     the same slug) apart."""
-    if not isinstance(tenant, str) or not tenant.strip():
-        raise ValueError("tenant must be a non-empty string")
+    if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > MAX_TENANT_LEN:
+        raise InvalidTenantError(
+            f"Invalid tenant {tenant!r:.60}: a tenant is a non-blank name of at most {MAX_TENANT_LEN} characters "
+            "(--tenant, SLC_TENANT).")
     return f"{slug(tenant, 40)}-{hashlib.sha256(tenant.encode('utf-8')).hexdigest()[:12]}"
 
 
-__all__ = ["MAX_NAME_LEN", "mention_candidates", "mentions", "normalize_name", "slug", "tenant_key"]
+__all__ = ["MAX_NAME_LEN", "MAX_TENANT_LEN", "mention_candidates", "mentions", "normalize_name", "slug", "tenant_key"]

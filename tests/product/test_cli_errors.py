@@ -80,3 +80,25 @@ def test_verbose_shows_the_traceback(run_cli, env):
     result = run_cli("-v", "ask", str(env.photo), "Is <c000> here?", "--large-model", "openai:gpt-4o")
     assert result.exit_code == 1
     assert "Traceback" in result.output and "MissingAPIKeyError" in result.output
+
+
+@pytest.mark.parametrize("tenant", [" ", "x" * 300])
+def test_a_blank_or_overlong_tenant_is_one_line(run_cli, env, tenant):
+    msg = _one_line_error(run_cli("concept", "list", "--tenant", tenant))
+    assert "Invalid tenant" in msg and "--tenant" in msg
+
+
+def test_a_question_naming_tens_of_thousands_of_words_is_answered_by_recall(run_cli, env, memory_with_concepts):
+    # issue 15 case 6: > ~32k distinct words used to exceed SQLite's variable limit in the name lookup
+    question = " ".join(f"w{i}" for i in range(40_000)) + " <c000>"
+    from slc.tools import make_memory_tools  # the tool a host's LLM calls with any text
+
+    recall = next(t for t in make_memory_tools(memory=memory_with_concepts) if t.name == "recall_concepts")
+    out = recall.invoke({"question": question})
+    assert "c000" in str(out)
+
+
+def test_scan_of_a_folder_that_does_not_exist_fails(run_cli, env, memory_with_concepts):
+    missing = env.tmp / "no-such-folder"
+    msg = _one_line_error(run_cli("scan", str(missing), "--concept", "c000"))
+    assert "No such file or folder" in msg and str(missing) in msg
