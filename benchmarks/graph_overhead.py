@@ -10,8 +10,10 @@ so both see the same machine load):
    and JPEG data-URL encode (a 64x48 photo), and LangChain's chat-model call path.
 2. The fair floor: a bare 4-node StateGraph (messages + a counter; two nodes call the same fake chat
    model) with the SAME checkpointer (SqliteSaver on a file, our pragmas), the same checkpoint policy
-   (durability "exit") and its history trimmed the same way as ours (the last ``max_history_messages``
-   messages kept, older ones removed with RemoveMessage). (An earlier floor never trimmed: it grew to
+   (durability "exit"), the same retention (the newest ``checkpoints_per_thread`` checkpoints kept, pruned
+   after each turn with the same helper) and its history trimmed the same way as ours (the last
+   ``max_history_messages`` messages kept, older ones removed with RemoveMessage). Ours also writes each
+   turn to its transcript store (SqliteStore, as ``open_graph`` compiles it); the floor has none. (An earlier floor never trimmed: it grew to
    15-20 ms per turn and 8.96 MB, which is why ours once looked cheaper than the floor.)
 3. Growth: turns 1-10 against the last 10, and the checkpoint DB size after the session, of both.
 4. Large-VLM calls per visual question for 1, 3 and 8 present concepts (counted at the fake model):
@@ -48,7 +50,8 @@ from slc.agent.detection import ConceptQuery, Detection
 from slc.agent.settings import Settings
 from slc.graphs.context import Context
 from slc.graphs.services import ServiceFactory
-from slc.graphs.sessions import TURN_DURABILITY, open_async_checkpointer, open_checkpointer, turn_input
+from slc.graphs.sessions import TURN_DURABILITY, open_async_checkpointer, open_checkpointer, open_store, turn_input
+from slc.graphs.threads import prune_thread
 from slc.graphs.slc import compile_graph
 from slc.graphs.tracing import run_config
 from slc.memory.images import ImageStore
@@ -215,8 +218,9 @@ def run_pair(turns: int, tmp: Path, durability: str = TURN_DURABILITY) -> dict[s
     model = TimedFakeLarge()
     floor_settings = Settings(data_dir=tmp / "floor")
     out: dict[str, Any] = {"ours": [], "floor": [], "ours_wall": []}
-    with open_checkpointer(settings) as saver, open_checkpointer(floor_settings) as floor_saver:
-        ours = compile_graph(checkpointer=saver, services=fakes.services(settings))
+    with open_checkpointer(settings) as saver, open_store(settings) as store, \
+            open_checkpointer(floor_settings) as floor_saver:
+        ours = compile_graph(checkpointer=saver, store=store, services=fakes.services(settings))  # as open_graph
         floor = bare_graph(floor_saver, model, settings.max_history_messages)
         cfg = run_config("bench-thread", ctx, settings, visual=True)
         floor_cfg = {"configurable": {"thread_id": "floor"}}
@@ -234,6 +238,7 @@ def run_pair(turns: int, tmp: Path, durability: str = TURN_DURABILITY) -> dict[s
                     m0 = model.seconds
                     t0 = time.perf_counter()
                     res = floor.invoke({"step": 0}, config=floor_cfg, durability=durability)
+                    prune_thread(floor_saver, "floor", settings.checkpoints_per_thread)  # the same retention
                     out["floor"].append(time.perf_counter() - t0 - (model.seconds - m0))
                     assert len(res["messages"]) <= settings.max_history_messages
         out["ours_messages"] = len(ours.get_state(cfg).values["messages"])

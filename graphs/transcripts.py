@@ -33,9 +33,16 @@ def namespace(tenant: str, thread_id: str) -> tuple[str, ...]:
     return (tenant, TRANSCRIPTS, str(thread_id))
 
 
+def _slim(message: dict) -> dict:
+    """``messages_to_dict``'s form without its empty fields (half the bytes; ``messages_from_dict`` reads it)."""
+    return {"type": message["type"], "data": {k: v for k, v in message["data"].items() if v not in (None, {}, [], "", False)
+                                              or k == "content"}}
+
+
 def record_turn(store: BaseStore, tenant: str, thread_id: str, messages: Sequence[BaseMessage]) -> None:
     """Append one turn's messages to the thread's transcript."""
-    store.put(namespace(tenant, thread_id), str(uuid6()), {"messages": messages_to_dict(list(messages))}, index=False)
+    value = {"messages": [_slim(m) for m in messages_to_dict(list(messages))]}
+    store.put(namespace(tenant, thread_id), str(uuid6()), value, index=False)
 
 
 def read_transcript(store: BaseStore, tenant: str, thread_id: str) -> list[BaseMessage]:
