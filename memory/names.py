@@ -65,7 +65,7 @@ def slug(text: str, limit: int) -> str:
 
 
 #: Longest tenant accepted (an id, an e-mail address, a URL of an organization).
-MAX_TENANT_LEN = 256
+MAX_TENANT_LEN = 1024
 
 
 def tenant_key(tenant: str) -> str:
