@@ -18,6 +18,12 @@ from slc.agent.detector import RecognitionName
 from slc.training.metaconcepts import MetaConcepts
 from slc.training.trainer import TrainConfig
 
+#: The reference-recognition bank shipped with the package: a from-scratch tiny Idefics3 (~1 M parameters)
+#: meta-trained by ``slc train identity --minutes 12`` (seed 0), its reference head calibrated on validation
+#: concepts. It knows the concept world's objects, not real photos: a working example and a test fixture
+#: (``SLC_SMALL__ADAPTER_BANK=$(python -c "from slc.training.bank import SHIPPED_IDENTITY_BANK as b; print(b)")``).
+SHIPPED_IDENTITY_BANK = Path(__file__).resolve().parent / "banks" / "identity-tiny"
+
 
 def save_base(model: Any, processor: Any, folder: str | os.PathLike[str]) -> Path:
     """Save a (fully fine-tuned) base model and its processor as a loadable checkpoint folder."""
@@ -106,7 +112,6 @@ def train_bank(
     return bank, results
 
 
-__all__ = ["save_base", "train_bank", "write_bank"]
 
 
 def write_reference_bank(root: str | os.PathLike[str], model: Any, processor: Any, head: Any, *,
@@ -127,3 +132,6 @@ def write_reference_bank(root: str | os.PathLike[str], model: Any, processor: An
     bank.manifest.recognition_threshold = min(0.99, max(1e-6, float(likelihood_threshold)))
     bank.save()
     return AdapterBank.load(root)
+
+
+__all__ = ["SHIPPED_IDENTITY_BANK", "save_base", "train_bank", "write_bank", "write_reference_bank"]

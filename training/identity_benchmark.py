@@ -66,6 +66,8 @@ class IdentityBenchmarkConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     splits: list[int] = Field(default_factory=lambda: [0, 1])
     variants: list[str] = Field(default_factory=lambda: ["full"])
+    ablation_seeds: list[int] | None = Field(default=None, description="Seeds of the variants other than full "
+                                             "(default: ``seeds``); each is paired with the full run of its seed.")
     train: IdentityTrainConfig = Field(default_factory=IdentityTrainConfig)
     model: dict[str, int] = Field(default_factory=lambda: dict(
         text_hidden_size=64, text_layers=2, text_heads=4, text_kv_heads=2, vision_hidden_size=64, vision_layers=2,
@@ -453,7 +455,8 @@ def run_benchmark(cfg: IdentityBenchmarkConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(cfg.model_dump_json(indent=2))
-    jobs = [(v, s) for v in cfg.variants for s in cfg.seeds]
+    jobs = [(v, s) for v in cfg.variants
+            for s in (cfg.seeds if v == "full" or cfg.ablation_seeds is None else cfg.ablation_seeds)]
     t0 = time.time()
     results: list[dict[str, Any]] = []
     pending = list(jobs)
@@ -465,14 +468,17 @@ def run_benchmark(cfg: IdentityBenchmarkConfig) -> dict[str, Any]:
             if done.is_file():  # resume: a finished run is not repeated
                 results.append(json.loads(done.read_text()))
                 continue
-            proc = subprocess.Popen([sys.executable, "-m", "slc.training.identity_benchmark", "--one", str(out / "config.json"),
-                                     v, str(s)])
+            (out / "runs").mkdir(parents=True, exist_ok=True)
+            with open(out / "runs" / f"{v}-seed{s}.log", "ab") as log:  # the child's own output (and any traceback)
+                proc = subprocess.Popen([sys.executable, "-m", "slc.training.identity_benchmark", "--one",
+                                         str(out / "config.json"), v, str(s)], stdout=log, stderr=subprocess.STDOUT)
             running.append((proc, v, s))
         for proc, v, s in list(running):
             if proc.poll() is not None:
                 running.remove((proc, v, s))
                 if proc.returncode != 0:
-                    raise RuntimeError(f"run {v} seed {s} failed with exit code {proc.returncode}")
+                    raise RuntimeError(f"run {v} seed {s} failed with exit code {proc.returncode}; its output is in "
+                                       f"{out / 'runs' / f'{v}-seed{s}.log'}")
                 results.append(json.loads((out / "runs" / f"{v}-seed{s}.json").read_text()))
         time.sleep(1)
     summaries = {v: summarize(results, v) for v in cfg.variants}
