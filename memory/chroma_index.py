@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -49,6 +49,13 @@ TENANT_FIELD = "slc_tenant"
 #: A record id never written, deleted to make embedded Chroma take in other processes' writes (see get).
 _CATCH_UP_ID = "slc-catch-up"
 _CATCH_UP_TRIES = 3
+#: Records per Chroma get: a get of a whole 100k-record index failed with "too many SQL variables".
+_GET_PAGE = 10_000
+
+
+class _Page(NamedTuple):
+    records: list[Record]
+    n: int  # rows Chroma returned (before the tenant check)
 
 
 def _chroma_where(where: Where) -> "ChromaWhere | None":
@@ -127,8 +134,26 @@ class ChromaIndex:
         chroma_where = self._where(where)
         if chroma_where is None:
             return []
+        if ids is not None and len(ids) > _GET_PAGE:  # Chroma binds every id as one SQL variable
+            out = [r for s in range(0, len(ids), _GET_PAGE)
+                   for r in self.get(ids[s:s + _GET_PAGE], where=where, vectors=vectors, metadata=metadata)]
+            return out[:limit] if limit is not None else out
+        if ids is None and (limit is None or limit > _GET_PAGE):  # a whole index, a page at a time: one get
+            out, offset = [], 0  # of a tenant's 100k records failed with "too many SQL variables"
+            while limit is None or len(out) < limit:
+                page = self._get_page(None, chroma_where, _GET_PAGE, offset, vectors, metadata)
+                out += page.records
+                if page.n < _GET_PAGE:
+                    break
+                offset += _GET_PAGE
+            return out[:limit] if limit is not None else out
+        return self._get_page(ids, chroma_where, limit, None, vectors, metadata).records
+
+    def _get_page(self, ids: Sequence[str] | None, chroma_where: Any, limit: int | None, offset: int | None,
+                  vectors: bool, metadata: bool) -> _Page:
         include = (["embeddings"] if vectors else []) + ["metadatas"]  # metadata: the tenant check below
-        kw = dict(ids=self._ids(ids) if ids is not None else None, where=chroma_where, limit=limit, include=include)
+        kw = dict(ids=self._ids(ids) if ids is not None else None, where=chroma_where, limit=limit, offset=offset,
+                  include=include)
         for attempt in range(_CATCH_UP_TRIES + 1):
             try:
                 got = self.collection.get(**kw)  # type: ignore[arg-type]
@@ -148,7 +173,7 @@ class ChromaIndex:
                 continue
             out.append(Record(self._own(rid), np.asarray(embs[i], dtype=np.float32) if vectors else None,  # type: ignore[index]
                               md if metadata else {}))
-        return out
+        return _Page(out, len(got["ids"]))
 
     def query(self, vector: np.ndarray, k: int, *, metadata: bool = False) -> list[Hit]:
         res = self.collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
@@ -162,7 +187,13 @@ class ChromaIndex:
         return hits
 
     def count(self) -> int:
-        return len(self.collection.get(where=self._where(None), include=[])["ids"])  # type: ignore[arg-type]
+        n, offset = 0, 0
+        while True:  # a page at a time (see get)
+            page = len(self.collection.get(where=self._where(None), include=[], limit=_GET_PAGE, offset=offset)["ids"])  # type: ignore[arg-type]
+            n += page
+            if page < _GET_PAGE:
+                return n
+            offset += _GET_PAGE
 
 
 def connect(settings: Settings) -> "ChromaClient":
