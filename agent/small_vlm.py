@@ -67,7 +67,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from slc.agent.adapters import AdapterBank
 from slc.agent.concept_prompts import PromptKind, build_prompt, parse_identity_text
@@ -428,7 +428,7 @@ class SmallVLM:
                 for key, idx in groups.items():
                     in_group = set(idx)
                     members = [p for p in pairs if p.concept in in_group]
-                    with self.using(key):
+                    with self.using(key), vision_once(self.model):
                         handle = self.handle()
                         self._score_pairs(handle, members, photos, refs, queries, bs, bar)
                         todo = [p for p in members if p.score is not None and self._wants_json(p, locate)]
@@ -535,6 +535,71 @@ class SmallVLM:
             json_present=a.present if a else None,
             parse_error=p.error if a is None and p.attempts else None,
         )
+
+
+def _vision_tower(model: Any) -> Any:
+    """The model's vision encoder module (the top-most ``vision_model`` / ``vision_tower``), or None."""
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in ("vision_model", "vision_tower"):
+            return module
+    return None
+
+
+@contextlib.contextmanager
+def vision_once(model: Any) -> Iterator[None]:
+    """While open, each distinct image of a forward pass goes through the vision encoder once.
+
+    Why: a batch asks about (image, concept) pairs, so an image asked about K concepts is K rows of the
+    batch and was encoded K times (``slc scan`` with K = 8 concepts cost 7.55x K = 1, issue 19). The
+    encoder's forward is wrapped for the time of one call: the rows of ``pixel_values`` (N, C, H, W) that
+    are equal, with their per-row masks, are encoded once and their outputs copied back, so the language
+    model sees exactly what it saw before. Vision towers that take other shapes (Qwen2-VL's flattened
+    patches) run as they are. The language model still reads every pair's sequence, image tokens
+    included: what is left of the K-fold cost is that (benchmarks/scan_concepts.py).
+    """
+    tower = _vision_tower(model)
+    if tower is None:
+        yield
+        return
+    import hashlib
+
+    import torch
+
+    original = tower.forward
+
+    def forward(pixel_values: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if args or not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or pixel_values.shape[0] < 2:
+            return original(pixel_values, *args, **kwargs)
+        n = pixel_values.shape[0]
+        rows = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == n}
+        first: dict[bytes, int] = {}
+        inverse = []
+        for i in range(n):
+            h = hashlib.blake2b(pixel_values[i].detach().cpu().numpy().tobytes(), digest_size=16)
+            for v in rows.values():
+                h.update(v[i].detach().cpu().numpy().tobytes())
+            inverse.append(first.setdefault(h.digest(), len(first)))
+        if len(first) == n:
+            return original(pixel_values, **kwargs)
+        first_row: dict[int, int] = {}
+        for i, slot in enumerate(inverse):
+            first_row.setdefault(slot, i)
+        keep = torch.tensor([first_row[slot] for slot in range(len(first))], device=pixel_values.device)
+        out = original(pixel_values[keep], **{k: (v[keep] if k in rows else v) for k, v in kwargs.items()})
+        back = torch.tensor(inverse, device=pixel_values.device)
+        for field in ("last_hidden_state", "pooler_output"):
+            value = getattr(out, field, None)
+            if isinstance(value, torch.Tensor) and value.shape[0] == len(first):
+                setattr(out, field, value[back])
+        if getattr(out, "hidden_states", None) is not None:
+            out.hidden_states = tuple(h[back] for h in out.hidden_states)
+        return out
+
+    tower.forward = forward
+    try:
+        yield
+    finally:
+        del tower.forward  # the class's forward again
 
 
 class _LazyImages:
