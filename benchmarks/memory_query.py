@@ -1,11 +1,13 @@
 """Concept memory: query latency and recall by image at 1k..100k concepts, and registration cost.
 
 What it measures (issue 3):
-- Query by image embedding through ``ConceptMemory.recall_by_embedding`` (Chroma HNSW query, per-concept
+- Query by image embedding through ``ConceptMemory.recall_by_embedding`` (through the memory's backend as
+  built: the in-process copy of the tenant's index, memory/mirror.py, over Chroma; per-concept
   aggregation, concept-record fetch: the whole recall path minus the encoder) at each size, for
   realistic clustered 512-d vectors (queries = new "photos" near a stored concept) and for uniform random
   vectors (queries = fresh random directions, HNSW's worst case). Median and p95 latency.
 - recall@5 against exact brute-force search (numpy, same vectors) and the brute-force latency, same run.
+- Name lookup (``recall_by_text``) for a question naming one stored concept and one naming none.
 - An ef_search sweep on the same index (collection.modify), since recall vs. speed is that knob.
 - Registration cost per concept with the tiny CLIP encoder and MiniLM, 5 photos, model load excluded: from
   JPEG files (the user's path), from in-memory noise images (worst case), and into a populated memory.
@@ -90,7 +92,9 @@ def run_one(kind: str, n: int, ef: int, db: np.ndarray, queries: np.ndarray, arg
         tmp = Path(tempfile.mkdtemp(prefix="slc-bench-mem-"))
     mem = None
     try:
-        settings = Settings(data_dir=tmp)
+        # one big tenant: room for both of its copies (image vectors + concept text vectors, capacity doubling);
+        # a cap of 1.5x the image vectors alone (586 MB at 100k) ran 30 min without a result
+        settings = Settings(data_dir=tmp, memory_cache_mb=max(256, n * (args.dim + 384) * 4 * 4 / 2**20))
         settings.chroma.hnsw_ef_search = ef
         mem = ConceptMemory(settings, tenant="bench", image_embedder=_NoEncoder(args.dim), text_embedder=_NoEncoder(384))
         t0 = time.perf_counter()
@@ -117,8 +121,23 @@ def run_one(kind: str, n: int, ef: int, db: np.ndarray, queries: np.ndarray, arg
             hits = mem.recall_by_embedding(q, top_k=args.k, threshold=-1.0)
             lat.append((time.perf_counter() - t) * 1e3)
             rec.append(len({h.concept.id for h in hits} & ex) / args.k)
+        # name lookup (recall_by_text): a question naming one stored concept, and one naming none
+        rng = np.random.default_rng(args.seed + 1)
+        named = [f"Is <c{int(i)}> in the garden today?" for i in rng.integers(0, n, len(queries))]
+        for q in named[:5]:
+            mem.recall_by_text(q)
+        name_lat, name_none = [], []
+        for q in named:
+            t = time.perf_counter()
+            hits = mem.recall_by_text(q)
+            name_lat.append((time.perf_counter() - t) * 1e3)
+            assert len(hits) == 1, (q, hits)
+            t = time.perf_counter()
+            assert mem.recall_by_text("What is the weather like in the garden today?") == []
+            name_none.append((time.perf_counter() - t) * 1e3)
         return dict(kind=kind, n=n, ef=ef, med=statistics.median(lat), p95=pct(lat, 95), recall=float(np.mean(rec)),
-                    bf_med=statistics.median(bf_lat), bf_p95=pct(bf_lat, 95), load_rate=load_rate)
+                    bf_med=statistics.median(bf_lat), bf_p95=pct(bf_lat, 95), load_rate=load_rate,
+                    name_med=statistics.median(name_lat), name_none_med=statistics.median(name_none))
     finally:
         if mem is not None:
             mem.close()
@@ -136,7 +155,8 @@ def bench_queries(args) -> list[dict]:
                 rows.append(r)
                 load = "index reused" if np.isnan(r["load_rate"]) else f"load {r['load_rate']:,.0f}/s"
                 print(f"  {kind:9s} n={n:>7,} ef={ef:<4d} median {r['med']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
-                      f"recall@{args.k} {r['recall']:.3f}  | brute force median {r['bf_med']:6.2f} ms  ({load})", flush=True)
+                      f"recall@{args.k} {r['recall']:.3f}  | brute force median {r['bf_med']:6.2f} ms  ({load})  | "
+                      f"name lookup median {r['name_med']:.3f} ms (naming none {r['name_none_med']:.3f} ms)", flush=True)
     return rows
 
 
