@@ -591,8 +591,9 @@ def vision_once(model: Any) -> Iterator[None]:
             value = getattr(out, field, None)
             if isinstance(value, torch.Tensor) and value.shape[0] == len(first):
                 setattr(out, field, value[back])
-        if getattr(out, "hidden_states", None) is not None:
-            out.hidden_states = tuple(h[back] for h in out.hidden_states)
+        if getattr(out, "hidden_states", None) is not None:  # (some families leave entries None)
+            out.hidden_states = tuple(h[back] if isinstance(h, torch.Tensor) and h.shape[0] == len(first) else h
+                                      for h in out.hidden_states)
         return out
 
     tower.forward = forward
