@@ -161,13 +161,15 @@ class PropertyTargets(BaseModel):
     pattern_scale: float | None
 
 
-def property_targets(tree: ConceptTree, free: dict[str, str]) -> PropertyTargets:
+def property_targets(tree: ConceptTree, free: dict[str, str], *, intrinsic_colour: bool = False) -> PropertyTargets:
+    """The photo's dense targets. ``intrinsic_colour``: the body colour as the instance is (lighting undone, as
+    colour constancy would see it) instead of as the photo shows it."""
     ident, inst = tree.identity(), {**W.INSTANCE_REFERENCE, **tree.instance()}
     classes = {"shape": W.SHAPES.index(tree.root), "pattern": W.PATTERNS.index(ident["pattern"]),
                "accessory": W.ACCESSORIES.index(ident["accessory"]), "mark": W.MARKS.index(inst["mark"]),
                "accessory_colour": (list(W.ACCESSORY_COLOURS).index(inst["accessory_colour"])
                                     if ident["accessory"] != "none" else -100)}
-    gain = _LIGHT[free.get("lighting", "normal")]
+    gain = 1.0 if intrinsic_colour else _LIGHT[free.get("lighting", "normal")]
     rgb = tuple(min(255.0, c * gain) / 255.0 for c in W.shade_rgb(ident["colour"], inst["shade"]))
     return PropertyTargets(classes=classes, rgb=rgb, aspect=float(inst["aspect"]),  # type: ignore[arg-type]
                            pattern_scale=float(inst["pattern_scale"]) if ident["pattern"] != "solid" else None)

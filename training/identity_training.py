@@ -26,7 +26,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,8 @@ class IdentityTrainConfig(BaseModel):
     lm_share: float = Field(default=0.25, ge=0, lt=1, description="Share of steps that train the language path.")
     lm_batch: int = Field(default=32, ge=1)
     property_weight: float = Field(default=1.0, ge=0)
+    colour_target: Literal["observed", "intrinsic"] = Field(default="observed", description=(
+        "Body-colour target of the property head: as the photo shows it, or the instance's own (lighting undone)."))
     embed_dim: int = Field(default=128, ge=8)
     plan: TrainingPlan = Field(default_factory=TrainingPlan)
     size: int = Field(default=64, ge=32)
@@ -79,7 +81,9 @@ def render_pool(split: IdentitySplit, cfg: IdentityTrainConfig) -> Pool:
     from slc.training.identity_data import REGISTRATION_FREE, property_targets, registration_photos, training_samples
 
     refs = [registration_photos(c, cfg.size, seed=i) for i, c in enumerate(split.train)]
-    ref_targets = [[property_targets(c.tree, {**c.tree.free(), **f}) for f in REGISTRATION_FREE] for c in split.train]
+    intrinsic = cfg.colour_target == "intrinsic"
+    ref_targets = [[property_targets(c.tree, {**c.tree.free(), **f}, intrinsic_colour=intrinsic) for f in REGISTRATION_FREE]
+                   for c in split.train]
     queries, concept, present, kind, targets = [], [], [], [], []
     rng = random.Random(f"pool:{cfg.seed}")
     for i, s in itertools.islice(training_samples(split, cfg.plan, cfg.seed), cfg.pool_queries):
@@ -88,7 +92,7 @@ def render_pool(split: IdentitySplit, cfg: IdentityTrainConfig) -> Pool:
         concept.append(i)
         present.append(s.expected_present)
         kind.append(s.difficulty)
-        targets.append(property_targets(s.tree, free))
+        targets.append(property_targets(s.tree, free, intrinsic_colour=intrinsic))
     return Pool(references=refs, reference_targets=ref_targets, queries=queries, query_concept=concept,
                 query_present=present, query_kind=kind, query_targets=targets)
 
