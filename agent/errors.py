@@ -25,6 +25,24 @@ class InvalidTenantError(SLCError, ValueError):
     """A tenant that is blank, too long or not a string; the message names the setting and the flag."""
 
 
+class QuestionTooLongError(SLCError, ValueError):
+    """A question (or a chat message's text) longer than ``settings.max_question_chars``; the message names the
+    limit and the setting that raises it. Raised before anything of the turn is stored."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length, self.limit = length, limit
+        super().__init__(
+            f"Question too long: {length:,} characters, the limit is {limit:,} (max_question_chars, "
+            "SLC_MAX_QUESTION_CHARS): ask a shorter question.")
+
+
+def check_question(text: object, limit: int) -> None:
+    """Raise :class:`QuestionTooLongError` when ``text`` (a question; anything not a string passes) is longer
+    than ``limit`` characters. The one check every entry point of a question uses."""
+    if isinstance(text, str) and len(text) > limit:
+        raise QuestionTooLongError(len(text), limit)
+
+
 class DuplicateConceptError(SLCError, ValueError):
     """A concept with this name already exists for this tenant."""
 

@@ -215,6 +215,14 @@ class Settings(BaseSettings):
         "chat message), checked before it is decoded: a larger one is refused with a message saying so. 20 MB "
         "holds any phone photo; the decoded size is bounded apart (64 MP, agent/images.py).",
     )
+    max_question_chars: int = Field(
+        default=8_000,
+        ge=1,
+        description="Longest question a turn or a recall takes, in characters: the graph's `question` input and "
+        "the text of each human chat message, `slc ask`/`slc chat`, the answer and recall_concepts tools, "
+        "ConceptMemory.recall(text=...). A longer one is refused (QuestionTooLongError, naming this limit) before "
+        "anything is stored. 8,000 holds any question a person types (a page of text).",
+    )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
 

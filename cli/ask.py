@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from slc.agent.errors import SLCError
+from slc.agent.errors import SLCError, check_question
+from slc.agent.settings import get_settings
 from slc.cli.console import cli_errors, print_json, print_turn, turn_payload
 from slc.cli.options import BaseUrlOpt, LargeOpt, SmallOpt, TenantOpt, checked_services
 
@@ -46,6 +47,7 @@ def ask(
     from slc.graphs.turns import run_turn
 
     image, question = _check_question(image, question)
+    check_question(question, get_settings().max_question_chars)  # before any photo is read or model loads
     load_image(image)  # InvalidImageError naming the file and the reason, before any model loads
     services = checked_services(small_model=small_model, large_model=large_model, base_url=base_url, tenant=tenant)
     thread = thread or uuid.uuid4().hex[:12]

@@ -16,7 +16,10 @@ agent, LangGraph Server / Studio (``langgraph.json`` serves the module-level ``g
    bounded, path inputs confined (:func:`slc.graphs.photos.admit_photo`,
    :func:`slc.graphs.message_photos.admit_message_photos`), so input, state, checkpoints and traces hold its
    hash only.
-4. The trace: the run's LangSmith tracers, whoever attached them, post through redacting clients
+4. The question: the ``question`` input and the text of each human message are at most
+   ``settings.max_question_chars`` characters (:class:`~slc.agent.errors.QuestionTooLongError`, checked first:
+   a refused run stores nothing, not even its photo).
+5. The trace: the run's LangSmith tracers, whoever attached them, post through redacting clients
    (:func:`slc.graphs.tracing.private_callbacks`) unless the run's redaction is off.
 """
 
@@ -32,10 +35,10 @@ from langchain_core.runnables.config import ensure_config, merge_configs, var_ch
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from slc.agent.errors import InvalidImageError, SLCError
+from slc.agent.errors import InvalidImageError, SLCError, check_question
 from slc.agent.settings import Settings
 from slc.graphs.context import Context, RunOptions
-from slc.graphs.message_photos import admit_message_photos
+from slc.graphs.message_photos import admit_message_photos, human_texts
 from slc.graphs.photos import admit_photo
 from slc.graphs.services import ServiceFactory, default_services
 from slc.graphs.threads import OWNER_KEY, aprune_thread, athread_turn, prune_thread, thread_turn
@@ -61,14 +64,29 @@ def bind_context(context: Context | dict[str, Any] | None, config: dict[str, Any
     return ctx, RunOptions.resolve(ctx, settings)
 
 
+def _fields(input: Any) -> dict[str, Any] | None:
+    if isinstance(input, dict):
+        return input
+    if dataclasses.is_dataclass(input) and not isinstance(input, type):
+        return {f.name: getattr(input, f.name) for f in dataclasses.fields(input)}
+    return None
+
+
+def check_input_question(input: Any, limit: int) -> None:
+    """Refuse (:class:`QuestionTooLongError`) an input whose ``question`` or the text of one of its human
+    messages is longer than ``limit`` characters: before its photo is stored, before its first checkpoint."""
+    fields = _fields(input) or {}
+    check_question(fields.get("question"), limit)
+    if fields.get("messages"):
+        for text in human_texts(fields["messages"]):
+            check_question(text, limit)
+
+
 def _with_photo(input: Any, sha_of: Callable[[Any], str]) -> Any:
     """``input`` with its photo, the ``image`` field or one inside its chat messages
     (:mod:`slc.graphs.message_photos`), replaced by ``sha_of(photo)`` (inputs without a photo as they are)."""
-    if isinstance(input, dict):
-        fields = input
-    elif dataclasses.is_dataclass(input) and not isinstance(input, type):
-        fields = {f.name: getattr(input, f.name) for f in dataclasses.fields(input)}
-    else:
+    fields = _fields(input)
+    if fields is None:
         return input
     update: dict[str, Any] = {}
     message_photo = None
@@ -110,7 +128,9 @@ class _Run:
         self.quiet_ambient = {**ambient, "callbacks": None} if ambient and enclosing is not None else None
 
     def admit(self, input: Any) -> Any:
-        """``input`` with its photo stored in the tenant's query-photo store and named by its sha256."""
+        """``input`` with its photo stored in the tenant's query-photo store and named by its sha256 (its question
+        bounded first: a refused turn stores nothing)."""
+        check_input_question(input, self.settings.max_question_chars)
         return _with_photo(input, lambda image: admit_photo(self.services.image_store(self.opts.tenant), image, self.settings))
 
     @contextlib.contextmanager
@@ -183,4 +203,4 @@ class GuardedGraph(CompiledStateGraph):
                 await aprune_thread(*run.thread, run.settings.checkpoints_per_thread)
 
 
-__all__ = ["AUTH_USER_KEY", "GuardedGraph", "TenantAccessError", "bind_context"]
+__all__ = ["AUTH_USER_KEY", "GuardedGraph", "TenantAccessError", "bind_context", "check_input_question"]

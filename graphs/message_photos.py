@@ -96,6 +96,14 @@ def _admit(message: HumanMessage, admit: Callable[[str], str]) -> tuple[HumanMes
     return kept, sha
 
 
+def human_texts(messages: BaseMessage | dict[str, Any] | Sequence[Any]) -> list[str]:
+    """The text of every human message of ``messages`` (a run's input, in any form ``add_messages`` takes),
+    image blocks left out: what the turn's question may be (the guard bounds each one's length)."""
+    items = [messages] if isinstance(messages, (BaseMessage, dict, str)) else list(messages)
+    return [m.content if isinstance(m.content, str) else _text(m.content_blocks)
+            for m in convert_to_messages(items) if isinstance(m, HumanMessage)]
+
+
 def admit_message_photos(
     messages: BaseMessage | dict[str, Any] | Sequence[Any], admit: Callable[[str], str]
 ) -> tuple[list[BaseMessage], str | None]:
@@ -112,4 +120,4 @@ def admit_message_photos(
     return out, turn_photo
 
 
-__all__ = ["admit_message_photos"]
+__all__ = ["admit_message_photos", "human_texts"]

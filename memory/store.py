@@ -48,6 +48,7 @@ from slc.agent.errors import (
     InvalidConceptNameError,
     InvalidImageError,
     UnknownConceptError,
+    check_question,
 )
 from slc.agent.images import ImageSource, load_image
 from slc.agent.settings import Settings, get_settings
@@ -476,6 +477,7 @@ class ConceptMemory:
 
         "bo" in "bottle" or "bo_x" is not a mention; "bo's", "(bo)" and "<BO>" are.
         """
+        check_question(text, self.settings.max_question_chars)
         words = mention_candidates(text) if text else set()
         if not words:
             return []
@@ -533,6 +535,7 @@ class ConceptMemory:
 
     def recall_by_description(self, text: str, *, top_k: int | None = None, threshold: float = DEFAULT_TEXT_THRESHOLD) -> list[RecallHit]:
         """Concepts whose name + category + description are semantically close to ``text``."""
+        check_question(text, self.settings.max_question_chars)
         n = self._concepts.count()
         if not text or n == 0:
             return []
@@ -559,8 +562,10 @@ class ConceptMemory:
         THE merge of recall channels: callers get at most one hit per concept. ``hybrid=True`` also adds
         concepts whose description is semantically close to ``text`` (cosine >= ``text_threshold``). Hits
         of the same concept are merged: ``matched_by`` lists every channel, ``score`` is the best one (a name
-        mention scores 1.0). Name mentions come first.
+        mention scores 1.0). Name mentions come first. A ``text`` longer than ``settings.max_question_chars`` is
+        refused (:class:`~slc.agent.errors.QuestionTooLongError`) before any channel runs.
         """
+        check_question(text, self.settings.max_question_chars)
         merged: dict[str, RecallHit] = {}
 
         def merge(hits: list[RecallHit]) -> None:

@@ -28,6 +28,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
+from slc.agent.errors import check_question
 from slc.graphs.context import Context
 from slc.graphs.paths import allowed_path
 from slc.graphs.services import ServiceFactory, default_services
@@ -87,6 +88,7 @@ def make_answer_tool(
     def run(question: str, image_path: str | None = None, thread_id: str | None = None) -> tuple[str, dict]:
         thread = thread_id or uuid.uuid4().hex[:12]
         with tool_errors(TOOL_NAME):  # a bad or forbidden image, another tenant's thread...: a message, no crash
+            check_question(question, services.settings.max_question_chars)  # before any graph or session opens
             photo = allowed_path(image_path, services.settings) if image_path else None
             res = ask(session_graph.get(), question, photo, thread_id=thread, context=context,
                       settings=services.settings)

@@ -167,3 +167,31 @@ def test_a_long_string_that_is_no_photo_is_refused_without_being_echoed(d, bo_ru
     with pytest.raises(InvalidImageError, match="neither a path") as err:
         graph.invoke({"question": "Is <bo> here?", "image": urlsafe}, context=ctx)
     assert urlsafe[:64] not in str(err.value) and det.calls == []
+
+
+@pytest.mark.parametrize("how", ["question", "message", "message-with-photo", "earlier-message"])
+def test_an_overlong_question_is_refused_before_anything_is_stored(how, d, bo_run, store):
+    """Issue 15: the graph bounds the question it is sent (the ``question`` input and every human message's
+    text) at settings.max_question_chars; a refused run stores neither its photo nor a checkpoint."""
+    from slc.agent.errors import QuestionTooLongError
+
+    graph, ctx, det, large = bo_run(sessions=True)
+    limit = graph.services.settings.max_question_chars
+    at = ("Is <bo> here? " + "x" * limit)[:limit]
+    photo = SHAPES["langchain-v1-base64"](_b64(_png(d, 7)))
+
+    def turn(text: str) -> dict:
+        if how == "question":
+            return {"question": text, "image": f"data:image/png;base64,{_b64(_png(d, 7))}"}
+        if how == "earlier-message":  # a client sending a history whose earlier human message is the long one
+            return {"messages": [HumanMessage(text), HumanMessage([{"type": "text", "text": "Is <bo> here?"}, photo])]}
+        return {"messages": [HumanMessage([{"type": "text", "text": text}] + ([photo] if how == "message-with-photo" else []))]}
+
+    cfg = {"configurable": {"thread_id": f"long-{how}"}}
+    before = set(store)
+    with pytest.raises(QuestionTooLongError, match=f"{limit + 1:,} characters, the limit is {limit:,} .*SLC_MAX_QUESTION_CHARS"):
+        graph.invoke(turn(at + "?"), cfg, context=ctx)
+    assert set(store) == before and det.calls == [] and large.calls == []
+    assert graph.get_state(cfg).values == {}  # no checkpoint of the refused turn
+    out = graph.invoke(turn(at), cfg, context=ctx)  # at the limit: answered (no photo: no verifier call)
+    assert out["answer"].text and large.calls

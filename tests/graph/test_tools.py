@@ -84,3 +84,25 @@ def test_tool_errors_reach_the_agent_as_messages(d, store, real_memory, tmp_path
     forget = make_memory_tools(services=services)[2]
     msg = forget.invoke({"type": "tool_call", "id": "y", "name": "forget_concept", "args": {"name": "nobody"}})
     assert msg.status == "error" and "nobody" in msg.content
+
+
+def test_answer_tool_refuses_an_overlong_question_and_answers_one_at_the_limit(d, store, real_memory, tmp_path):
+    """Issue 15: a host's LLM may send any text; over settings.max_question_chars it gets a message naming the
+    limit (no session, no photo stored), at the limit an answer."""
+    services = ServiceFactory(memory=real_memory, small_vlm=d.Detector(), large_vlm=d.Large([d.answer("No concept here.")]),
+                              image_store=store)
+    graph = compile_graph(services=services)
+    tool = make_answer_tool(graph, services=services)
+    photo = tmp_path / "photo.png"
+    d.make_image(5).save(photo)
+    limit = services.settings.max_question_chars
+    at = ("What is in this photo? " + "y" * limit)[:limit]
+    before = set(store)
+    msg = tool.invoke({"type": "tool_call", "id": "q", "name": TOOL_NAME,
+                       "args": {"question": at + "?", "image_path": str(photo), "thread_id": "long"}})
+    assert msg.status == "error" and f"Question too long: {limit + 1:,} characters, the limit is {limit:,}" in msg.content
+    assert "SLC_MAX_QUESTION_CHARS" in msg.content and "yyyyyyyyyy" not in msg.content
+    assert set(store) == before
+    msg = tool.invoke({"type": "tool_call", "id": "a", "name": TOOL_NAME,
+                       "args": {"question": at, "image_path": str(photo), "thread_id": "long"}})
+    assert msg.status != "error" and "No concept here." in msg.content and msg.artifact["thread_id"] == "long"

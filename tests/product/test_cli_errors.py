@@ -88,14 +88,88 @@ def test_a_blank_or_overlong_tenant_is_one_line(run_cli, env, tenant):
     assert "Invalid tenant" in msg and "--tenant" in msg
 
 
-def test_a_question_naming_tens_of_thousands_of_words_is_answered_by_recall(run_cli, env, memory_with_concepts):
-    # issue 15 case 6: > ~32k distinct words used to exceed SQLite's variable limit in the name lookup
+def test_a_question_naming_tens_of_thousands_of_words_is_answered_by_recall(env, memory_with_concepts):
+    # issue 15 case 6: > ~32k distinct words used to exceed SQLite's variable limit in the name lookup; a
+    # deployment that raises max_question_chars that far still gets an answer
+    from slc.memory.store import ConceptMemory
+
     question = " ".join(f"w{i}" for i in range(40_000)) + " <c000>"
+    roomy = memory_with_concepts.settings.model_copy(update={"max_question_chars": len(question)})
+    with ConceptMemory(roomy) as mem:
+        assert [h.concept.name for h in mem.recall(text=question)] == ["c000"]
+
+
+def _at_and_over(limit: int) -> tuple[str, str]:
+    """A question of exactly ``limit`` characters naming <c000>, and one a character longer."""
+    at = ("Is <c000> here? " + " ".join(f"w{i}" for i in range(limit)))[:limit]
+    return at, at + "?"
+
+
+def test_recall_tool_refuses_an_overlong_question_and_answers_one_at_the_limit(env, memory_with_concepts):
     from slc.tools import make_memory_tools  # the tool a host's LLM calls with any text
 
+    limit = memory_with_concepts.settings.max_question_chars
+    assert limit == 8000  # the documented default
+    at, over = _at_and_over(limit)
     recall = next(t for t in make_memory_tools(memory=memory_with_concepts) if t.name == "recall_concepts")
-    out = recall.invoke({"question": question})
-    assert "c000" in str(out)
+    msg = recall.invoke({"type": "tool_call", "id": "r1", "name": "recall_concepts", "args": {"query": over}})
+    assert msg.status == "error" and "Question too long: 8,001 characters, the limit is 8,000" in msg.content
+    assert "SLC_MAX_QUESTION_CHARS" in msg.content and over[:100] not in msg.content  # not echoed
+    assert "<c000>" in recall.invoke({"query": at})
+    from slc.agent.errors import QuestionTooLongError
+
+    with pytest.raises(QuestionTooLongError):  # the memory itself, whoever calls it
+        memory_with_concepts.recall(text=over)
+
+
+@pytest.fixture
+def control_env(env, control_server, monkeypatch):
+    """A full turn runs: the large VLM is ControlServer on loopback."""
+    from slc.agent.settings import get_settings
+
+    monkeypatch.setenv("SLC_LARGE__BASE_URL", control_server.url)
+    monkeypatch.setenv("SLC_LARGE__MODEL", "control")
+    monkeypatch.setenv("SLC_LARGE__MAX_RETRIES", "0")
+    get_settings.cache_clear()
+    return env
+
+
+def _kept(settings, thread: str) -> tuple[list, list]:
+    """What a turn may leave: the tenant's query photos and the thread's messages."""
+    from slc.graphs.sessions import open_graph
+
+    photos = [p for p in settings.query_images_dir.rglob("*") if p.is_file()] if settings.query_images_dir.exists() else []
+    with open_graph(settings) as g:
+        return photos, g.get_state({"configurable": {"thread_id": thread}}).values.get("messages", [])
+
+
+def test_ask_refuses_an_overlong_question_in_one_line_and_stores_nothing(run_cli, control_env, control_server,
+                                                                        memory_with_concepts):
+    from slc.agent.settings import get_settings
+
+    settings = get_settings()
+    at, over = _at_and_over(settings.max_question_chars)
+    msg = _one_line_error(run_cli("ask", str(control_env.photo), over, "--thread", "long"))
+    assert "Question too long: 8,001 characters, the limit is 8,000" in msg and "SLC_MAX_QUESTION_CHARS" in msg
+    assert control_server.requests == [] and _kept(settings, "long") == ([], [])
+    r = run_cli("ask", str(control_env.photo), at, "--json", "--thread", "long")
+    assert r.exit_code == 0, r.output
+    photos, messages = _kept(settings, "long")
+    assert len(photos) == 1 and messages[0].content == at  # the question at the limit, whole
+
+
+def test_chat_prints_one_line_for_an_overlong_question_and_goes_on(run_cli, control_env, memory_with_concepts):
+    from slc.agent.settings import get_settings
+
+    at, over = _at_and_over(get_settings().max_question_chars)
+    r = run_cli("chat", "--thread", "cl", input=f"{over}\n{at}\n")
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    errors = [line for line in r.stdout.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Question too long" in errors[0] and "SLC_MAX_QUESTION_CHARS" in errors[0]
+    assert "Demo model" in r.stdout  # the question at the limit was answered
+    again = run_cli("chat", "--thread", "cl", input="")
+    assert "resumed, 2 earlier message(s)" in again.stdout  # only the answered turn was kept
 
 
 def test_scan_of_a_folder_that_does_not_exist_fails(run_cli, env, memory_with_concepts):
