@@ -190,7 +190,9 @@ class AdapterBank:
         if emb.ndim != 2 or emb.shape[1] != self.dim:
             raise AdapterBankError(
                 f"embedding of shape {tuple(emb.shape)} cannot be routed: the bank's centroids have dimension {self.dim} "
-                f"(embedder {self.manifest.embedder or 'unknown'}); use the same image encoder for memory and the bank"
+                f"(embedder {self.manifest.embedder or 'unknown'}): the concept's photos must be embedded with the encoder the "
+                f"bank was trained with: set SLC_IMAGE_ENCODER to it, or retrain the bank with `slc train bank --embedder "
+                f"<your SLC_IMAGE_ENCODER>` (banks that record their embedder are routed with it automatically)"
             )
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         if not np.all(np.isfinite(emb)) or np.any(norms == 0):

@@ -16,13 +16,10 @@ app = typer.Typer(help="Meta-personalization training of the small VLM (adapter 
 
 
 def _embedder(spec: str, device: str):
-    if spec == "object-histogram":
-        from slc.cat.filter import ObjectHistogramEmbedder
+    """The centroid embedder and the name the bank records (the runtime routes with the same one)."""
+    from slc.memory.embedders import embedder_named
 
-        return ObjectHistogramEmbedder(), "object-histogram"
-    from slc.memory.embedders import HFImageEmbedder
-
-    return HFImageEmbedder(spec, device=device), spec
+    return embedder_named(spec, device), spec
 
 
 @app.command()

@@ -79,7 +79,8 @@ class SmallVLMPredictor:
         if self.memory is None or not self.memory.exists(name):
             return ConceptQuery(name=name)
         memory = self.memory
-        return concept_query(memory.get(name), bank=self.vlm.bank, embedding=lambda: memory.concept_embedding(name),
+        bank = self.vlm.bank
+        return concept_query(memory.get(name), bank=bank, embedding=lambda: memory.concept_embedding(name, bank=bank),
                              with_reference_images=self.vlm.protocol.uses_references)
 
     def _images(self, item: Item) -> list[Image]:

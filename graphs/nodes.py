@@ -115,7 +115,7 @@ async def personalize(state: State, runtime: Runtime[Context], services: Service
         memory = services.memory(opts.tenant) if bank is not None else None
         return [
             concept_query(by_name[n].concept, bank=bank,
-                          embedding=(lambda n=n: memory.concept_embedding(n)) if memory is not None else None,
+                          embedding=(lambda n=n: memory.concept_embedding(n, bank=bank)) if memory is not None else None,
                           with_reference_images=second_pass or detector.protocol.uses_references,
                           feedback=feedback.get(n))
             for n in names

@@ -323,6 +323,21 @@ def get_image_embedder(settings: "Settings | None" = None) -> HFImageEmbedder:
         return _CACHE[key]
 
 
+def embedder_named(name: str, device: str = "cpu") -> ImageEmbedder:
+    """The image embedder an adapter bank or a training run names (``manifest.embedder``, ``slc train bank
+    --embedder``): ``object-histogram`` (:class:`slc.memory.histogram.ObjectHistogramEmbedder`, no model) or an
+    HF image encoder id/folder (:class:`HFImageEmbedder`), loaded once per process."""
+    if name == "object-histogram":
+        from slc.memory.histogram import ObjectHistogramEmbedder
+
+        return ObjectHistogramEmbedder()
+    key = ("image", str(name), device)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = HFImageEmbedder(name, device=device)
+        return _CACHE[key]
+
+
 def get_text_embedder(settings: "Settings | None" = None) -> SentenceTransformerTextEmbedder:
     """The text embedder the settings ask for, loaded once per process."""
     from slc.agent.settings import get_settings
@@ -343,6 +358,7 @@ __all__ = [
     "SentenceTransformerTextEmbedder",
     "TextEmbedder",
     "default_text_model_path",
+    "embedder_named",
     "get_image_embedder",
     "get_text_embedder",
     "l2_normalize",

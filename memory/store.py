@@ -44,16 +44,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slc.agent.errors import (
+    AdapterBankError,
     DuplicateConceptError,
     InvalidConceptNameError,
     InvalidImageError,
+    SLCError,
     UnknownConceptError,
     check_question,
 )
 from slc.agent.images import ImageSource, load_image
 from slc.agent.settings import Settings, get_settings
 from slc.memory.backends import open_backend
-from slc.memory.embedders import ImageEmbedder, TextEmbedder, get_image_embedder, get_text_embedder
+from slc.memory.embedders import ImageEmbedder, TextEmbedder, embedder_named, get_image_embedder, get_text_embedder
 from slc.memory.images import ImageStore, stored_size
 from slc.memory.index import IndexBackend, Metadata
 from slc.memory.journal import WriteJournal
@@ -72,6 +74,8 @@ from slc.memory.types import Concept, Identity, RecallHit, ReferenceImage
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from slc.agent.adapters import AdapterBank
 
     from slc.memory.chroma_index import ChromaClient
 
@@ -97,6 +101,16 @@ def _as_list(images: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
     if isinstance(images, (str, Path, bytes, bytearray)) or hasattr(images, "getpixel"):
         return [images]  # type: ignore[list-item]
     return list(images)  # type: ignore[arg-type]
+
+
+def _same_encoder(ref: object, name: str) -> bool:
+    """``ref`` (an encoder's name, id or folder) and ``name`` are the same encoder (equal, or one folder)."""
+    if not isinstance(ref, (str, Path)) or not str(ref):
+        return False
+    if str(ref) == name:
+        return True
+    a, b = Path(str(ref)).expanduser(), Path(name).expanduser()
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 class _Prepared:
@@ -462,13 +476,52 @@ class ConceptMemory:
     def reference_image_paths(self, name: str) -> list[Path]:
         return [Path(i.path) for i in self.get(name).images]
 
-    def concept_embedding(self, name: str) -> np.ndarray:
-        """Mean of the concept's reference-image embeddings, L2-normalized (for adapter routing)."""
+    def _encodes_as(self, embedder: str) -> bool:
+        """Whether this memory's image encoder is ``embedder`` (a name or an HF id/folder), without loading it."""
+        mine = self._image_embedder
+        refs = [getattr(mine, "name", None), getattr(mine, "model_ref", None)] if mine is not None else [self.settings.image_encoder]
+        return any(_same_encoder(r, embedder) for r in refs)
+
+    def concept_embedding(self, name: str, *, bank: "AdapterBank | None" = None) -> np.ndarray:
+        """Mean of the concept's reference-image embeddings, L2-normalized (for adapter routing).
+
+        ``bank``: the adapter bank the caller routes with. Its centroids live in the space of the embedder it
+        records (``manifest.embedder``; ``object-histogram`` is what ``slc train bank`` defaults to): when that
+        is not this memory's image encoder and the stored vectors do not fit the centroids, the concept's stored
+        reference photos are embedded with the bank's embedder (:func:`slc.memory.embedders.embedder_named`), so
+        a trained bank works whatever encoder the memory recalls with. Otherwise: the stored vectors.
+        """
         concept = self.get(name)
+        embedder = bank.manifest.embedder if bank is not None else None
+        if bank is None or not embedder or self._encodes_as(embedder):
+            return self._stored_embedding(concept)
+        try:
+            stored = self._stored_embedding(concept)
+        except InvalidImageError:
+            stored = None
+        if stored is not None and stored.shape[0] == bank.dim:  # the same space under another name
+            return stored
+        return self._embed_references(concept, embedder)
+
+    def _stored_embedding(self, concept: Concept) -> np.ndarray:
         got = self._imgs.get([image_record_id(concept.id, i.sha256) for i in concept.images], vectors=True, metadata=False)
         if not got:
             raise InvalidImageError(f"<{concept.name}> has no stored image embeddings; re-add its images")
         mean = np.stack([r.vector for r in got]).mean(axis=0)  # type: ignore[misc]
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+    def _embed_references(self, concept: Concept, embedder: str) -> np.ndarray:
+        if not concept.images:
+            raise InvalidImageError(f"<{concept.name}> has no stored images; re-add its images")
+        try:
+            model = embedder_named(embedder, self.settings.embedding_device)
+        except SLCError as exc:
+            raise AdapterBankError(
+                f"The adapter bank routes concepts with image encoder {embedder!r} (recorded when it was trained), "
+                f"which cannot be loaded here ({exc}). Set SLC_IMAGE_ENCODER={embedder} or retrain the bank with "
+                "`slc train bank --embedder <your SLC_IMAGE_ENCODER>`.") from exc
+        vectors = model.embed_images([load_image(i.path) for i in concept.images])
+        mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
     # -- recall ------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class MemoryConceptResolver:
         return concept_query(
             concept,
             bank=self.bank,
-            embedding=lambda: self.memory.concept_embedding(concept.name),
+            embedding=lambda: self.memory.concept_embedding(concept.name, bank=self.bank),
             with_reference_images=self.with_reference_images,
         )
 
