@@ -10,6 +10,7 @@ graph itself, :class:`~slc.graphs.guard.GuardedGraph`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -76,10 +78,11 @@ def open_checkpointer(settings: Settings | None = None, path: str | Path | None 
     db = Path(path or settings.sessions_path)
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(db), check_same_thread=False)
-    _tune(conn)
     try:
         saver = SqliteSaver(conn, serde=serializer())
-        saver.setup()
+        with _migration_lock(db):
+            _tune(conn)
+            saver.setup()
         yield saver
     finally:
         conn.close()
@@ -105,11 +108,24 @@ async def open_async_checkpointer(
     db = Path(path or settings.sessions_path)
     db.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(db)) as conn:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn, serde=serializer())
-        await saver.setup()
+        lock = _migration_lock(db)
+        await asyncio.to_thread(lock.acquire)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await saver.setup()
+        finally:
+            lock.release()
         yield saver
+
+
+def _migration_lock(db: Path) -> FileLock:
+    """Held while a connection sets the sessions file's journal mode and creates or migrates its tables:
+    LangGraph's SqliteStore.setup applies and records each migration unguarded, and switching a new file to
+    WAL while another connection is at it fails at once ("database is locked"), so two first turns at once
+    (threads or processes) on a new sessions file used to fail."""
+    return FileLock(str(db) + ".setup.lock", thread_local=False)  # async callers acquire it in a worker thread
 
 
 @contextlib.contextmanager
@@ -129,10 +145,11 @@ def open_store(settings: Settings | None = None, path: str | Path | None = None)
     db = Path(path or settings.sessions_path)
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
-    _tune(conn)
     try:
         store = SqliteStore(conn)
-        store.setup()
+        with _migration_lock(db):
+            _tune(conn)
+            store.setup()
         yield store
     finally:
         conn.close()
@@ -155,10 +172,15 @@ async def open_async_store(settings: Settings | None = None, path: str | Path | 
     db = Path(path or settings.sessions_path)
     db.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(db), isolation_level=None) as conn:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
         store = AsyncSqliteStore(conn)
-        await store.setup()
+        lock = _migration_lock(db)
+        await asyncio.to_thread(lock.acquire)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await store.setup()
+        finally:
+            lock.release()
         yield store
 
 

@@ -78,3 +78,30 @@ def test_astream_events_with_async_sqlite(d, make_services, photo, concept_facto
     assert [e["metadata"]["langgraph_node"] for e in models] == ["reflect", "reason"]
     assert models[0]["metadata"]["concepts"] == ["bo"] and models[0]["metadata"]["round"] == 0
     assert state.values["answer"].text == "Yes."
+
+
+def test_first_turns_at_once_on_a_new_sessions_file_all_open_the_store(tmp_path):
+    """LangGraph's SqliteStore.setup applies its migrations unguarded; several first turns at once (threads or
+    processes) on a new file used to fail ("duplicate column name", "UNIQUE constraint failed", and "database is
+    locked" from switching the new file to WAL)."""
+    import threading
+
+    from slc.graphs.sessions import open_checkpointer, open_store
+
+    for trial in range(20):
+        db = tmp_path / f"s{trial}.sqlite"
+        errors: list[BaseException] = []
+
+        def first_turn() -> None:
+            try:
+                with open_checkpointer(path=db), open_store(path=db) as store:
+                    store.put(("t", "transcripts", "x"), "k", {"v": 1})
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_turn) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
