@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,38 @@ def serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=ALLOWED_TYPES)
 
 
-def _tune(conn: sqlite3.Connection) -> None:
-    """WAL + synchronous=NORMAL: no fsync per commit (a commit cost ~16 ms on a busy disk here, and
-    LangGraph commits after every node). The DB cannot be corrupted by a crash; at worst the last turns
-    before a power loss / OS crash are lost (an application crash loses nothing)."""
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+#: WAL + synchronous=NORMAL: no fsync per commit (a commit cost ~16 ms on a busy disk here, and LangGraph
+#: commits after every node). The DB cannot be corrupted by a crash; at worst the last turns before a power
+#: loss / OS crash are lost (an application crash loses nothing).
+_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+def _migration_lock(db: Path) -> FileLock:
+    """Held while a connection sets the sessions file's journal mode and creates or migrates its tables:
+    LangGraph's SqliteStore.setup applies and records each migration unguarded, and switching a new file to
+    WAL while another connection is at it fails at once ("database is locked"), so two first turns at once
+    (threads or processes) on a new sessions file used to fail."""
+    return FileLock(str(db) + ".setup.lock", thread_local=False)  # async callers acquire it in a worker thread
+
+
+def _prepare(conn: sqlite3.Connection, db: Path, setup: Callable[[], None]) -> None:
+    """The sessions file's pragmas, then ``setup`` (tables, migrations), under its migration lock."""
+    with _migration_lock(db):
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        setup()
+
+
+async def _aprepare(conn: Any, db: Path, setup: Callable[[], Awaitable[None]]) -> None:
+    """The async twin of :func:`_prepare` (the lock is taken in a worker thread, not on the event loop)."""
+    lock = _migration_lock(db)
+    await asyncio.to_thread(lock.acquire)
+    try:
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        await setup()
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -80,9 +106,7 @@ def open_checkpointer(settings: Settings | None = None, path: str | Path | None 
     conn = sqlite3.connect(str(db), check_same_thread=False)
     try:
         saver = SqliteSaver(conn, serde=serializer())
-        with _migration_lock(db):
-            _tune(conn)
-            saver.setup()
+        _prepare(conn, db, saver.setup)
         yield saver
     finally:
         conn.close()
@@ -109,23 +133,9 @@ async def open_async_checkpointer(
     db.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(db)) as conn:
         saver = AsyncSqliteSaver(conn, serde=serializer())
-        lock = _migration_lock(db)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await saver.setup()
-        finally:
-            lock.release()
+        await _aprepare(conn, db, saver.setup)
         yield saver
 
-
-def _migration_lock(db: Path) -> FileLock:
-    """Held while a connection sets the sessions file's journal mode and creates or migrates its tables:
-    LangGraph's SqliteStore.setup applies and records each migration unguarded, and switching a new file to
-    WAL while another connection is at it fails at once ("database is locked"), so two first turns at once
-    (threads or processes) on a new sessions file used to fail."""
-    return FileLock(str(db) + ".setup.lock", thread_local=False)  # async callers acquire it in a worker thread
 
 
 @contextlib.contextmanager
@@ -147,9 +157,7 @@ def open_store(settings: Settings | None = None, path: str | Path | None = None)
     conn = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
     try:
         store = SqliteStore(conn)
-        with _migration_lock(db):
-            _tune(conn)
-            store.setup()
+        _prepare(conn, db, store.setup)
         yield store
     finally:
         conn.close()
@@ -173,14 +181,7 @@ async def open_async_store(settings: Settings | None = None, path: str | Path | 
     db.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(db), isolation_level=None) as conn:
         store = AsyncSqliteStore(conn)
-        lock = _migration_lock(db)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await store.setup()
-        finally:
-            lock.release()
+        await _aprepare(conn, db, store.setup)
         yield store
 
 
