@@ -97,3 +97,16 @@ def run_cli():
 @pytest.fixture
 def h() -> SimpleNamespace:
     return SimpleNamespace(noise=noise, free_port=free_port, world_images=world_images, Path=Path)
+
+
+@pytest.fixture
+def control_env(env, control_server, monkeypatch):
+    """The env with the large role at the test's control server: one attempt, 1 s timeout."""
+    from slc.agent.settings import get_settings
+
+    monkeypatch.setenv("SLC_LARGE__BASE_URL", control_server.url)
+    monkeypatch.setenv("SLC_LARGE__MODEL", "control")
+    monkeypatch.setenv("SLC_LARGE__MAX_RETRIES", "0")
+    monkeypatch.setenv("SLC_LARGE__TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    return env

@@ -21,18 +21,6 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def control_env(env, control_server, monkeypatch):
-    from slc.agent.settings import get_settings
-
-    monkeypatch.setenv("SLC_LARGE__BASE_URL", control_server.url)
-    monkeypatch.setenv("SLC_LARGE__MODEL", "control")
-    monkeypatch.setenv("SLC_LARGE__MAX_RETRIES", "0")
-    monkeypatch.setenv("SLC_LARGE__TIMEOUT_S", "1")
-    get_settings.cache_clear()
-    return env
-
-
 def _ask(run_cli, env, thread: str, question: str = "Is <c001> in this photo?") -> dict:
     r = run_cli("ask", str(env.photo), question, "--json", "--thread", thread)
     assert r.exit_code == 0, r.output
