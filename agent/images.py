@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Union
 
@@ -254,4 +254,11 @@ def _high_depth_to_l(img: Image.Image, name: str) -> Image.Image:
     return out
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "decode_image", "exif_orientation", "load_image", "normalize_image"]
+def image_list(images: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
+    """One photo or several, as a list (a path, bytes or a PIL image is one photo, not a sequence of them)."""
+    if isinstance(images, (str, Path, bytes, bytearray)) or hasattr(images, "getpixel"):
+        return [images]  # type: ignore[list-item]
+    return list(images)  # type: ignore[arg-type]
+
+
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "decode_image", "image_list", "exif_orientation", "load_image", "normalize_image"]

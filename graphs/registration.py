@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from slc.agent.images import ImageSource
+from slc.agent.images import ImageSource, image_list
 from slc.graphs.services import ServiceFactory
 from slc.memory.store import ConceptMemory
 from slc.memory.types import Concept, Identity
@@ -49,8 +48,7 @@ def register_concept(
     """Add the concept to ``tenant``'s memory (or to ``memory``), all or nothing; the identity is derived from
     the photos unless given. Errors are memory's (bad name, duplicate, unreadable photo) and the small VLM's
     (not loadable)."""
-    one = isinstance(images, (str, Path, bytes, bytearray)) or hasattr(images, "getpixel")
-    photos = [images] if one else list(images)  # type: ignore[arg-type]
+    photos = image_list(images)
     if identity is None:
         identity = derived_identity(services, photos, category)
     target = memory if memory is not None else services.memory(tenant)

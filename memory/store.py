@@ -52,7 +52,7 @@ from slc.agent.errors import (
     UnknownConceptError,
     check_question,
 )
-from slc.agent.images import ImageSource, load_image
+from slc.agent.images import ImageSource, image_list, load_image
 from slc.agent.settings import Settings, get_settings
 from slc.memory.backends import open_backend
 from slc.memory.embedders import ImageEmbedder, TextEmbedder, embedder_named, get_image_embedder, get_text_embedder
@@ -95,12 +95,6 @@ def _background() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slc-memory")
         return _POOL
-
-
-def _as_list(images: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
-    if isinstance(images, (str, Path, bytes, bytearray)) or hasattr(images, "getpixel"):
-        return [images]  # type: ignore[list-item]
-    return list(images)  # type: ignore[arg-type]
 
 
 def _same_encoder(ref: object, name: str) -> bool:
@@ -259,7 +253,7 @@ class ConceptMemory:
 
     # -- writing -----------------------------------------------------------------------------------------
     def _prepare(self, images: ImageSource | Sequence[ImageSource]) -> list[_Prepared]:
-        sources = _as_list(images)
+        sources = image_list(images)
         if not sources:
             raise InvalidImageError("A concept needs at least one reference image")
         prepared: dict[str, _Prepared] = {}
