@@ -83,11 +83,11 @@ class IdentityBenchmarkConfig(BaseModel):
 
 def training_split(splits: Sequence[IdentitySplit]) -> IdentitySplit:
     """The concepts no split holds out, with every split's held-out concepts and pairs forbidden in training."""
-    held = {c.name for s in splits for c in (*s.validation, *s.test, *s.heldout_validation, *s.heldout_test)}
+    held = {c.name for s in splits for c in s.held_out()}
     pairs = sorted({p for s in splits for p in s.heldout_pairs})
     base = splits[0]
     train = [c for c in base.train if c.name not in held and (c.tree.root, c.tree.identity()["colour"]) not in set(pairs)]
-    everyone = {c.name: c for s in splits for c in (*s.validation, *s.test, *s.heldout_validation, *s.heldout_test)}
+    everyone = {c.name: c for s in splits for c in s.held_out()}
     return base.model_copy(update={"train": train, "heldout_pairs": pairs, "validation": list(everyone.values()),
                                    "test": [], "heldout_validation": [], "heldout_test": []})
 
@@ -115,9 +115,7 @@ def evaluation_sets(split: IdentitySplit, size: int) -> dict[str, list[EvalItem]
 def _registrations(split: IdentitySplit, size: int) -> dict[str, list[Any]]:
     from slc.training.identity_data import registration_photos
 
-    concepts = [*split.validation, *split.test, *split.heldout_validation, *split.heldout_test, *split.oov_validation,
-                *split.oov_test]
-    return {c.name: registration_photos(c, size, seed=10_000 + i) for i, c in enumerate(concepts)}
+    return {c.name: registration_photos(c, size, seed=10_000 + i) for i, c in enumerate(split.evaluated())}
 
 
 def reference_scores(model: Any, processor: Any, head: Any, items: Sequence[EvalItem],
@@ -298,8 +296,7 @@ def run_one(cfg: IdentityBenchmarkConfig, seed: int, variant: str) -> dict[str, 
 
 def _identity_exact(split: IdentitySplit, identities: dict[str, Any]) -> float:
     """Share of concepts whose derived identity equals the renderer's (the pipeline never reads the latter)."""
-    truth = {c.name: c.tree for c in (*split.validation, *split.test, *split.heldout_validation, *split.heldout_test,
-                                      *split.oov_validation, *split.oov_test)}
+    truth = {c.name: c.tree for c in split.evaluated()}
     ok = [identities[n] is not None and identities[n].category == truth[n].root
           and identities[n].attributes == truth[n].identity() for n in identities]
     return round(sum(ok) / max(1, len(ok)), 4)

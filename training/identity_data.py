@@ -62,9 +62,17 @@ class IdentitySplit(BaseModel):
     oov_validation: list[WorldConcept] = Field(description="Concepts of test-only colours, validation half.")
     oov_test: list[WorldConcept]
 
+    def held_out(self) -> list[WorldConcept]:
+        """Concepts no training photo may show (validation and test, in-vocabulary and held-out pairs)."""
+        return [*self.validation, *self.test, *self.heldout_validation, *self.heldout_test]
+
+    def evaluated(self) -> list[WorldConcept]:
+        """Every concept the benchmark evaluates: the held-out ones, then the out-of-vocabulary ones."""
+        return [*self.held_out(), *self.oov_validation, *self.oov_test]
+
     def forbidden(self) -> list[ConceptTree]:
         """Trees a training photo may never show: every held-out concept's identity."""
-        return [c.tree for c in (*self.validation, *self.test, *self.heldout_validation, *self.heldout_test)]
+        return [c.tree for c in self.held_out()]
 
     def allowed(self) -> Callable[[ConceptTree], bool]:
         """A test for training photos: False for a tree of a withheld (shape, colour) pair or of a held-out identity."""
