@@ -37,6 +37,15 @@ class ClutterInfo(BaseModel):
     center: tuple[float, float]
 
 
+class CompanionInfo(BaseModel):
+    """Where one of ``render(..., companions=[...])``'s other objects was drawn (pixel units of the final image)."""
+
+    index: int = Field(description="Its position in the companions list (they are placed in order).")
+    center: tuple[float, float]
+    bbox: tuple[int, int, int, int] = Field(description="Object incl. accessory: x0, y0, x1, y1.")
+    location_absolute: str
+
+
 class RenderInfo(BaseModel):
     """Ground truth of one rendered image (pixel units of the final image)."""
 
@@ -47,6 +56,9 @@ class RenderInfo(BaseModel):
     location_absolute: str = Field(description="3x3 name of the body centre, e.g. 'top left', 'center'.")
     location_relative: str | None = Field(description="Relative to the nearest clutter object, if any.")
     clutter: list[ClutterInfo] = Field(default_factory=list)
+    companions: list[CompanionInfo] = Field(default_factory=list, description=(
+        "The companions actually drawn: a prefix of those asked for (one that finds no free cell is left out, "
+        "and so are the ones after it)."))
 
 
 def _check(dim: str, value: str, allowed) -> None:
@@ -282,8 +294,7 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
             clutter.append(ClutterInfo(shape=cshape, colour=cname, center=(x / _SS, y / _SS)))
             break
 
-    if companions:
-        _draw_companions(img, companions, obox, random.Random(f"companions:{seed}"))
+    placed = _draw_companions(img, companions, obox, random.Random(f"companions:{seed}")) if companions else []
 
     x0, y0, x1, y1 = _draw_object(img, tree, inst, cx, cy, r, angle)
 
@@ -297,10 +308,6 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
         arr = np.asarray(final, dtype=np.float32) + nrng.normal(0.0, sigma, (size, size, 3)).astype(np.float32)
         final = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
 
-    bx0 = (x0 if up == 0 else min(x0, cx - 0.75 * r)) / _SS
-    by0 = (y0 - up * r) / _SS
-    bx1 = (x1 if up == 0 else max(x1, cx + 0.75 * r)) / _SS
-    by1 = (y1 + down * r) / _SS
     ccx, ccy = cx / _SS, cy / _SS
     rel = None
     if clutter:
@@ -310,24 +317,39 @@ def render_with_info(tree: ConceptTree, free_values: dict[str, str] | None = Non
         rel = f"{side} the {near.colour} {near.shape}"
     info = RenderInfo(
         size=size, center=(ccx, ccy), body_radius=r / _SS,
-        bbox=(max(0, int(bx0)), max(0, int(by0)), min(size, math.ceil(bx1)), min(size, math.ceil(by1))),
-        location_absolute=location_name(ccx, ccy, size), location_relative=rel, clutter=clutter)
+        bbox=_object_bbox((x0, y0, x1, y1), cx, r, up, down, size),
+        location_absolute=location_name(ccx, ccy, size), location_relative=rel, clutter=clutter,
+        companions=[CompanionInfo(index=i, center=(x / _SS, y / _SS), bbox=_object_bbox(body, x, rr, u, d, size),
+                                  location_absolute=location_name(x / _SS, y / _SS, size))
+                    for i, (body, x, y, rr, u, d) in enumerate(placed)])
     return final, info
 
 
+def _object_bbox(body: tuple[int, int, int, int], cx: float, r: float, up: float, down: float,
+                 size: int) -> tuple[int, int, int, int]:
+    """An object's box incl. its accessory, in final pixels, from its body box in supersampled pixels."""
+    x0, y0, x1, y1 = body
+    bx0 = (x0 if up == 0 else min(x0, cx - 0.75 * r)) / _SS
+    by0 = (y0 - up * r) / _SS
+    bx1 = (x1 if up == 0 else max(x1, cx + 0.75 * r)) / _SS
+    by1 = (y1 + down * r) / _SS
+    return max(0, int(bx0)), max(0, int(by0)), min(size, math.ceil(bx1)), min(size, math.ceil(by1))
+
+
 def _draw_companions(img: Image.Image, trees: list[ConceptTree] | tuple[ConceptTree, ...],
-                     avoid: tuple[float, float, float, float], rnd: random.Random) -> None:
-    """Other concepts, small, each in a free cell away from the main object's box (and from each other)."""
+                     avoid: tuple[float, float, float, float], rnd: random.Random) -> list[tuple]:
+    """Other concepts, small, each in a free cell away from the main object's box (and from each other).
+    Returns (body box, cx, cy, r, accessory up, accessory down) of each one drawn, in supersampled pixels."""
     n = img.size[0]
     r = 0.13 * n  # a little smaller than "small": three fit on a row
     boxes = [avoid]
     cells = list(W.POSITIONS)
     rnd.shuffle(cells)
-    placed = 0
+    placed: list[tuple] = []
     for cell in cells:
-        if placed == len(trees):
+        if len(placed) == len(trees):
             break
-        t = trees[placed]
+        t = trees[len(placed)]
         up, down = _ACC_EXTENT[t.identity().get("accessory", "none")]
         fx, fy = _cell_xy(cell)
         cx = min(max(fx * n, r + 3), n - r - 3)
@@ -336,8 +358,9 @@ def _draw_companions(img: Image.Image, trees: list[ConceptTree] | tuple[ConceptT
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
             continue
         boxes.append(box)
-        _draw_object(img, t, _instance(t), cx, cy, r, rnd.choice([0.0, 15.0, 30.0, 45.0]))
-        placed += 1
+        body = _draw_object(img, t, _instance(t), cx, cy, r, rnd.choice([0.0, 15.0, 30.0, 45.0]))
+        placed.append((body, cx, cy, r, up, down))
+    return placed
 
 
 def render(tree: ConceptTree, free_values: dict[str, str] | None = None, size: int = 64, seed: int = 0,
@@ -346,4 +369,4 @@ def render(tree: ConceptTree, free_values: dict[str, str] | None = None, size: i
     return render_with_info(tree, free_values, size, seed, companions)[0]
 
 
-__all__ = ["ClutterInfo", "RenderInfo", "location_name", "render", "render_with_info", "shape_polygon"]
+__all__ = ["ClutterInfo", "CompanionInfo", "RenderInfo", "location_name", "render", "render_with_info", "shape_polygon"]

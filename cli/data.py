@@ -1,4 +1,5 @@
-"""`slc data ...`: generate Concept-as-Tree training data from the procedural concept world.
+"""`slc data ...`: generate Concept-as-Tree training data from the procedural concept world, and a personalized
+QA benchmark of held-out concepts in the field's formats (`slc data qa`).
 
 Heavy imports (numpy-heavy pipeline, transformers for a CLIP embedder) happen inside the commands so
 ``slc --help`` stays fast.
@@ -73,6 +74,44 @@ def generate(
                f"{m['counts']['rows_train']} train rows, {m['counts']['rows_test']} test rows")
     if fr:
         typer.echo("filter dropped: " + (json.dumps(fr["dropped"], sort_keys=True) if fr["dropped"] else "nothing"))
+
+
+@app.command()
+def qa(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; a folder it wrote before is rewritten)."),
+    split: str = typer.Option("test", "--split", help="test (frozen, unseen concepts) or validation (for tuning)."),
+    seed: int = typer.Option(0, "--seed", help="Seed: same seed and options give byte-identical files."),
+    size: int = typer.Option(64, "--size", min=32, help="Image side in pixels (64: the shipped small VLM's)."),
+    concepts: Optional[int] = typer.Option(
+        None, "--concepts", "-n", min=2, help="How many of the split's concepts (default 28; test has 64, "
+        "validation 48)."),
+) -> None:
+    """Write a personalized QA benchmark of held-out concept-world concepts in the field's formats (RAP
+    recognition, Yo'LLaVA visual QA, RAP text QA, MC-LLaVA two-concept choice), readable by `slc eval`."""
+    import time
+
+    from pydantic import ValidationError
+
+    from slc.training.concept_world_qa import DEFAULT_CONCEPTS, QAConfig, generate_qa
+
+    try:
+        config = QAConfig(split=split, seed=seed, size=size,  # type: ignore[arg-type]
+                          concepts=concepts or DEFAULT_CONCEPTS)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    start = time.perf_counter()
+    try:
+        result = generate_qa(out, config)
+    except (FileExistsError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    m = result.manifest
+    typer.echo(f"wrote {out} in {time.perf_counter() - start:.1f}s: {m['items_total']} items on "
+               f"{len(m['concepts'])} {split} concepts (seed {seed}, {size} px)")
+    for pattern, f in m["files"].items():
+        kinds = ", ".join(f"{k} {v}" for k, v in f["by_kind"].items())
+        typer.echo(f"  {f['benchmark']:18s} {f['items']:4d}  {pattern}  ({kinds})")
+    typer.echo(f"evaluate: slc eval <benchmark> --root {out} --mode ...   truth: {out / 'manifest.json'}, "
+               f"{out / 'presence.json'}")
 
 
 @app.command("show-world")

@@ -221,6 +221,8 @@ class EvalItem(BaseModel):
     detail: str = Field(default="", description="For a twin: which instance leaf differs; for a shift: what moved.")
     expected_present: bool
     image: Any
+    tree: ConceptTree | None = Field(default=None, description="What the photo's main object is (renderer truth).")
+    info: Any = Field(default=None, description="The renderer's RenderInfo: where the object (and others) are.")
 
 
 def concept_items(concept: WorldConcept, group: str, rng: random.Random, *, size: int, positives: int = 4,
@@ -260,9 +262,9 @@ def concept_items(concept: WorldConcept, group: str, rng: random.Random, *, size
                 free = {**free, "position": rng.choice(["top left", "top right", "bottom left", "bottom right"]),
                         "scale": "small"}
                 detail += " +2 objects"
-        image, _ = render_with_info(tree, free, size=size, seed=rng.getrandbits(31), companions=companions)
+        image, info = render_with_info(tree, free, size=size, seed=rng.getrandbits(31), companions=companions)
         items.append(EvalItem(concept=concept.name, group=group, kind=kind, detail=detail, expected_present=present,
-                              image=image))
+                              image=image, tree=tree, info=info))
     return items
 
 
