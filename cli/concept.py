@@ -144,14 +144,18 @@ def import_(
     """Import concepts from a benchmark dataset's own files."""
     from rich.console import Console
 
+    from slc.graphs.registration import identity_reader
     from slc.memory.importers import discover
 
     if on_exists not in ("skip", "update", "error"):
         raise SLCError("--on-exists must be skip, update or error")
     kwargs = {"images_root": images_root} if images_root and fmt.replace("-", "_") in ("rap", "slc_eval") else {}
     plan = discover(fmt, path, **kwargs)
-    memory = _memory(tenant)
-    report = _register_with_progress(memory, plan, on_exists=on_exists, max_images=max_images)
+    services = ServiceFactory()
+    memory = services.memory(tenant)
+    # with a small VLM configured, each new concept's identity is read off its photos (as `slc concept add`)
+    report = _register_with_progress(memory, plan, on_exists=on_exists, max_images=max_images,
+                                     identify=identity_reader(services))
     results = (("added", report.added), ("updated", report.updated), ("skipped", list(report.skipped)),
                ("failed", list(report.failed)))
     console = Console()

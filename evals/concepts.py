@@ -68,11 +68,13 @@ def _find(dirs: Iterable[Path], pattern: str) -> list[Path]:
 
 
 def import_benchmark_concepts(memory: Any, benchmark: str, root: Path | None, annotation_dirs: Iterable[Path] = (),
-                              *, max_images: int | None = None) -> ConceptImport:
+                              *, max_images: int | None = None, identify: Any = None) -> ConceptImport:
     """Register ``benchmark``'s concepts from the dataset ``root`` (+ descriptions from annotation folders).
 
     ``memory`` is a :class:`slc.memory.ConceptMemory` of the eval's tenant. Reference images come from the
-    dataset's train split only (never from the test images the items ask about).
+    dataset's train split only (never from the test images the items ask about). ``identify``: reads a new
+    concept's identity off its photos (:func:`slc.graphs.registration.identity_reader`), as a user's
+    registration does; without it, a concept whose dataset gives no category has no identity.
     """
     from slc.memory.importers import discover, register
 
@@ -106,7 +108,7 @@ def import_benchmark_concepts(memory: Any, benchmark: str, root: Path | None, an
         for spec in plan.concepts:
             if not spec.description and spec.name in descriptions:
                 spec.description = descriptions[spec.name]
-        got = register(memory, plan, on_exists="skip", max_images=max_images)
+        got = register(memory, plan, on_exists="skip", max_images=max_images, identify=identify)
         report.added += [n for n in got.added if n not in report.added]
         report.failed.update(got.failed)
         report.missing_images += len(got.missing_images)

@@ -10,7 +10,7 @@ caller gives an identity, it is kept; when no small VLM is configured, the conce
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from slc.agent.images import ImageSource, image_list
 from slc.graphs.services import ServiceFactory
@@ -31,6 +31,12 @@ def derived_identity(services: ServiceFactory, images: Sequence[ImageSource], ca
         log.info("the small VLM gave no identity-form description of the photos; registering without an identity")
         return None
     return Identity(category=category or derived.category, attributes=derived.attributes)
+
+
+def identity_reader(services: ServiceFactory) -> Callable[[list[ImageSource], str | None], Identity | None]:
+    """``(photos, category) -> identity`` for importers (:func:`slc.memory.importers.register`'s ``identify``):
+    a concept imported from a dataset gets its identity read off its photos, as one registered by hand does."""
+    return lambda photos, category=None: derived_identity(services, photos, category)
 
 
 def register_concept(
@@ -55,4 +61,4 @@ def register_concept(
     return target.add(name, photos, description=description, category=category, identity=identity, tree=tree)
 
 
-__all__ = ["derived_identity", "register_concept"]
+__all__ = ["derived_identity", "identity_reader", "register_concept"]

@@ -15,7 +15,10 @@ from pydantic import BaseModel, Field
 from slc.agent.errors import SLCError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from slc.memory.store import ConceptMemory
+    from slc.memory.types import Identity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -72,8 +75,13 @@ def register(
     *,
     on_exists: Literal["skip", "update", "error"] = "skip",
     max_images: int | None = None,
+    identify: "Callable[[list[Path], str | None], Identity | None] | None" = None,
 ) -> ImportReport:
     """Register a plan's concepts. Each concept is all-or-nothing; one bad concept never stops the rest.
+
+    ``identify(images, category)``: the identity (category + attributes) read off a NEW concept's photos
+    (:func:`slc.graphs.registration.identity_reader`: the small VLM), as ``slc concept add`` does; None keeps
+    the plan's own category only. Memory cannot call a model itself, so the caller passes it.
 
     ``on_exists``: "skip" leaves an existing concept alone, "update" fills in its description/category
     and adds the new images, "error" records it as failed. Concepts without any image on disk can only
@@ -97,7 +105,8 @@ def register(
             elif not images:
                 report.skipped[spec.name] = "no reference image found on disk"
             else:
-                memory.add(spec.name, images, description=spec.description, category=spec.category)
+                identity = identify(list(images), spec.category) if identify is not None else None
+                memory.add(spec.name, images, description=spec.description, category=spec.category, identity=identity)
                 report.added.append(spec.name)
         except SLCError as exc:
             report.failed[spec.name] = str(exc)

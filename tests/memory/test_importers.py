@@ -104,3 +104,25 @@ def test_bad_paths_are_clear_errors(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(SLCError, match="not valid JSON"):
         discover("slc_eval", tmp_path / "x.json")
+
+
+def test_imported_concepts_get_the_identity_read_off_their_photos(memory, tmp_path):
+    """``identify`` (the small VLM's reading, passed in by the caller) gives each NEW concept its identity, as
+    ``slc concept add`` does; it sees that concept's own photos, and existing concepts are left alone."""
+    from slc.memory.importers import register
+    from slc.memory.types import Identity
+
+    for name, seed in (("bo", 1), ("mam", 2)):
+        for k in range(2):
+            write_image(tmp_path / "yollava-data" / "train" / name / f"{k}.png", noise_image(seed * 10 + k))
+    seen = {}
+
+    def identify(images, category):
+        seen[Path(images[0]).parent.name] = len(images)
+        return Identity(category="dog", attributes={"fur": Path(images[0]).parent.name})
+
+    report = register(memory, discover("yollava", tmp_path), identify=identify)
+    assert sorted(report.added) == ["bo", "mam"] and seen == {"bo": 2, "mam": 2}
+    assert memory.get("bo").identity == Identity(category="dog", attributes={"fur": "bo"})
+    again = register(memory, discover("yollava", tmp_path), identify=lambda *a: pytest.fail("called for an existing concept"))
+    assert sorted(again.skipped) == ["bo", "mam"]
