@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 #: Modes that read concept memory (their concepts are imported first unless --no-import-concepts).
-MEMORY_MODES = ("small", "slc-noreflect", "slc")
+MEMORY_MODES = ("small", "slc-noreflect", "slc", "slc-r2", "slc-paper", "large-desc", "large-refs")
 
 app = typer.Typer(
     help="Evaluate modes on the field's benchmarks (Yo'LLaVA, RAP, MyVLM, MC-LLaVA, SLC's copies).",
@@ -53,11 +53,16 @@ def eval_(
         "'none' disables."),
     import_concepts: bool = typer.Option(
         True, "--import-concepts/--no-import-concepts",
-        help="Before memory-using modes (small, slc-noreflect, slc) run, register the benchmark's concepts "
+        help="Before memory-using modes (small, slc*, large-desc, large-refs) run, register the benchmark's concepts "
         "from --root (train reference images + descriptions) in the eval tenant; idempotent."),
     tenant: Optional[str] = typer.Option(
         None, "--tenant", help="Concept-memory tenant of the eval (default eval-<benchmark>, never your own)."),
-    list_: bool = typer.Option(False, "--list", help="List benchmarks and modes, then exit."),
+    inject_errors: Optional[str] = typer.Option(
+        None, "--inject-errors", metavar="fp=RATE,fn=RATE[,seed=N]",
+        help="Controlled experiment: flip the small VLM's presence claims (absent->present with probability fp, "
+        "present->absent with fn), deterministically per (image, concept, seed), in every mode that uses it "
+        "(small, slc-noreflect, slc, slc-r2, slc-paper); each row's meta.injected lists its flips."),
+    list_: bool = typer.Option(False, "--list", "--list-modes", help="List benchmarks and modes, then exit."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run MODEs on BENCHMARK; results resume from <out>/<benchmark>/results.jsonl for the same configuration."""
@@ -65,7 +70,9 @@ def eval_(
     from slc.evals.concepts import eval_tenant, import_benchmark_concepts
     from slc.evals.datasets import BENCHMARKS, benchmark_for_file, load_benchmark
     from slc.evals.modes import MODES, ModeContext, resolve_mode
+    from slc.evals.injection import ErrorInjection, inject_errors as with_errors
     from slc.evals.predictors import enable_llm_cache
+    from slc.evals.presence import load_presence
     from slc.evals.report import write_report
     from slc.evals.runner import NothingToScoreError, RunConfig, run_benchmark, scorable_items
     from slc.graphs.services import ServiceFactory
@@ -80,6 +87,12 @@ def eval_(
         typer.echo("  module:callable       your own predictor (see slc.evals.modes)")
         raise typer.Exit(0 if list_ else 2)
     settings = get_settings()
+    injection = None
+    if inject_errors is not None:
+        try:
+            injection = ErrorInjection.parse(inject_errors)
+        except ValueError as exc:
+            _fail(str(exc))
     search = [settings.eval_annotations_dir] if settings.eval_annotations_dir else []
     try:
         if benchmark not in BENCHMARKS and Path(benchmark).is_file():
@@ -106,7 +119,12 @@ def eval_(
         if cache is None or str(cache).lower() != "none":
             enable_llm_cache(cache or out / "llm-cache.sqlite")
         settings = settings.model_copy(update={"tenant": tenant or eval_tenant(benchmark)})
-        ctx = ModeContext(root=root, seed=seed, services=ServiceFactory(settings))
+        services = ServiceFactory(settings)
+        if injection is not None:  # every mode of the run shares this one wrapped small VLM
+            services = ServiceFactory(settings, small_vlm=with_errors(services.small_vlm(), injection))
+            typer.echo(f"injected small-VLM errors: absent->present {injection.fp:g}, present->absent "
+                       f"{injection.fn:g}, seed {injection.seed}")
+        ctx = ModeContext(root=root, seed=seed, services=services)
         if import_concepts and any(m in MEMORY_MODES for m in mode):
             # a file's folder and the folder above it (rap/x.json -> the published tree holding slc/ too)
             dirs = ([annotations] if annotations.is_dir() else [annotations.parent, annotations.parent.parent]) \
@@ -124,10 +142,22 @@ def eval_(
         rows = result.rows
     else:
         typer.echo("\nno --mode given: the table shows the trivial baselines' expected values; add --mode large, "
-                   "small, slc-noreflect, slc (or always-A, random ... to run a baseline as a mode)")
+                   "large-desc, large-refs, small, slc-noreflect, slc, slc-r2, slc-paper (or always-A, random ... "
+                   "to run a baseline as a mode)")
     header = rep.summary() + "".join(f"\n\nnote: {n}" for n in rep.notes)
+    ann_dirs = ([annotations] if annotations.is_dir() else [annotations.parent]) if annotations else []
+    try:
+        presence, presence_file = load_presence([root, *ann_dirs])
+    except ValueError as exc:
+        _fail(str(exc))
+    if injection is not None:
+        header += (f"\n\ninjected small-VLM errors: absent->present {injection.fp:g}, present->absent "
+                   f"{injection.fn:g}, seed {injection.seed}")
+    if presence_file is not None:
+        typer.echo(f"presence truth: {presence_file} ({len(presence)} images)")
+        header += f"\n\npresence truth: {presence_file} ({len(presence)} images)"
     _, tables = write_report(benchmark, items, rows, out, shuffled=shuffle, seed=seed, header=header,
-                             n_boot=resamples)
+                             n_boot=resamples, presence=presence)
     typer.echo(f"\n{tables}")
     typer.echo(f"\nsummary: {out / benchmark / 'summary.md'} (+ summary.json, summary.png)"
                + (f"\nresults: {result.results_file}" if mode else ""))

@@ -8,5 +8,6 @@ degenerate items), ``parsing`` (one option letter or yes/no from a reply), ``met
 BENCHMARKS.md defines them, char-BLEU, option shuffling), ``scoring`` (per-item counts and every reported
 metric over them), ``intervals`` (cluster bootstrap), ``baselines`` (trivial baselines and their expected
 values), ``fingerprint`` (what produced a result row), ``predictors`` / ``small_mode`` / ``modes`` (the
-modes), ``runner`` (resumable concurrent runs to JSONL), ``report`` / ``plots`` (tables, JSON, PNG).
+modes), ``injection`` (injected small-model errors), ``presence`` (wrong presence claims in final answers),
+``runner`` (resumable concurrent runs to JSONL), ``report`` / ``plots`` (tables, JSON, PNG).
 """

@@ -88,9 +88,12 @@ def bank_digest(bank: AdapterBank | None) -> str | None:
 
 def describe_small_vlm(vlm: SmallVLM) -> Config:
     """The small VLM as its answers depend on it: checkpoint, dtype, detector behaviour, the recognition
-    protocol in force (with a bank's calibrated threshold), the bank, and its prompt version."""
+    protocol in force (with a bank's calibrated threshold), the bank, its prompt version, and the error
+    injection it runs with, if any (:mod:`slc.evals.injection`)."""
+    from slc.evals.injection import injection_of
+
     protocol = vlm.protocol
-    return {
+    out: Config = {
         "model": str(vlm.model_id),
         "dtype": str(vlm.dtype),
         "detector": json_safe(vlm.config.model_dump(mode="json", exclude=_SPEED_ONLY)),
@@ -98,6 +101,10 @@ def describe_small_vlm(vlm: SmallVLM) -> Config:
         "bank": bank_digest(vlm.bank),
         "prompt": prompts.SMALL_VLM_PROMPT_VERSION,
     }
+    injection = injection_of(vlm)
+    if injection is not None:  # its claims flipped at known rates (slc eval --inject-errors)
+        out["injected_errors"] = injection.describe()
+    return out
 
 
 def memory_digest(memory: ConceptMemory | None) -> Config | None:

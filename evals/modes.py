@@ -8,9 +8,15 @@ function::
     def _slc2(ctx: ModeContext) -> Predictor:
         return GraphPredictor(ctx, name="slc-2rounds", reflect=True, reflection_rounds=2)
 
-Registered: the trivial baselines, "large", "small", "slc-noreflect", "slc" (the four compared modes).
-Every predictor describes what changes its answers (``describe()``, see :mod:`slc.evals.fingerprint`), so
-results resume only for the same models, prompts, bank and settings.
+Registered: the trivial baselines; the large VLM alone with the item's own system text ("large"), with
+memory's concept descriptions ("large-desc") or with memory's reference photos ("large-refs"); the small
+VLM alone ("small"); the SLC graph without reflection ("slc-noreflect"), with ours ("slc": one batched
+verification per round, settings.reflection_rounds loop-backs; "slc-r2": two), and the SLC paper's
+("slc-paper": per-concept questions, one round, absent never re-checked, the paper's report lines; one
+graph, configured by :class:`~slc.graphs.context.Context`). Every predictor describes what changes its
+answers (``describe()``, see :mod:`slc.evals.fingerprint`), so results resume only for the same models,
+prompts, bank and settings. ``slc eval --inject-errors`` flips the small VLM's claims for every mode that
+uses it (:mod:`slc.evals.injection`).
 
 Any other ``module:callable`` also works on the command line: the callable gets the :class:`ModeContext`
 when it accepts one argument named ``ctx`` and returns a Predictor, else it is used as ``item -> reply``.
@@ -32,7 +38,7 @@ from slc.agent.settings import Settings
 from slc.evals.baselines import TRIVIAL_BASELINES
 from slc.evals.fingerprint import Config, describe_chat_model, describe_small_vlm, memory_digest
 from slc.evals.predictors import ChatModelPredictor, FunctionPredictor, Predictor, TrivialPredictor
-from slc.graphs.context import Context
+from slc.graphs.context import Context, ReflectionStyle, ReportStyle
 from slc.graphs.services import ServiceFactory
 
 
@@ -78,6 +84,24 @@ def _large(ctx: ModeContext) -> Predictor:
                               max_image_side=ctx.settings.large.max_image_side)
 
 
+@register_mode("large-desc", "the large VLM alone, told memory's facts of the item's concepts (description, "
+               "identity) as SLC's answerer gets them; not the item's own text")
+def _large_desc(ctx: ModeContext) -> Predictor:
+    return ChatModelPredictor(ctx.services.large_vlm(), ctx.root, name="large-desc",
+                              max_image_side=ctx.settings.large.max_image_side, use_item_system=False,
+                              memory=ctx.services.memory(), descriptions=True)
+
+
+@register_mode("large-refs", "the large VLM alone with memory's reference photos of the item's concepts in "
+               "context, labelled (settings.large.verify_references photos at reference_image_side); no text")
+def _large_refs(ctx: ModeContext) -> Predictor:
+    large = ctx.settings.large
+    return ChatModelPredictor(ctx.services.large_vlm(), ctx.root, name="large-refs",
+                              max_image_side=large.max_image_side, use_item_system=False,
+                              memory=ctx.services.memory(), references=max(1, large.verify_references),
+                              reference_side=large.reference_image_side)
+
+
 @register_mode("small", "the small VLM alone (settings.small): Yes/No and option-letter likelihood, memory's "
                "concept facts")
 def _small(ctx: ModeContext) -> Predictor:
@@ -96,6 +120,19 @@ def _slc(ctx: ModeContext) -> Predictor:
     return GraphPredictor(ctx, name="slc", reflect=True, reflection_rounds=ctx.settings.reflection_rounds)
 
 
+@register_mode("slc-r2", "SLC graph with reflection and up to 2 loop-backs (reflection_rounds=2)")
+def _slc_r2(ctx: ModeContext) -> Predictor:
+    return GraphPredictor(ctx, name="slc-r2", reflect=True, reflection_rounds=2)
+
+
+@register_mode("slc-paper", "the SLC paper's collaboration: one large-VLM call per concept the small VLM marked "
+               "present (its two yes/no questions), one round, absent never re-checked, its report lines: "
+               "N + 1 large-VLM calls (+ 1 small-VLM detection; identity read at registration: the paper's N + 3)")
+def _slc_paper(ctx: ModeContext) -> Predictor:
+    return GraphPredictor(ctx, name="slc-paper", reflect=True, reflection_rounds=0, reflection_style="per-concept",
+                          recheck_absent=False, report_style="paper")
+
+
 class GraphPredictor:
     """Answers an item with one turn of the SLC graph (:func:`slc.graphs.sessions.ask`, no session history).
 
@@ -104,10 +141,16 @@ class GraphPredictor:
     from the eval tenant's memory (see slc.evals.concepts), NOT from the item's system text. Costs: large-VLM
     calls and tokens from the LangChain callbacks (cache hits excluded), the graph's own count in
     ``meta.graph_large_vlm_calls`` (cache hits included), small-VLM model passes from the instrumented model.
+    How the SLC paper's N + 3 calls per visual question show here ("slc-paper"): N reflection calls + 1 answer
+    call in calls/item, the small VLM's detection in small calls/item (its passes: one scoring pass, plus
+    one generation for the locations when a concept is not absent), and no identity-extraction call: a
+    concept's identity is read off its photos once at registration and kept in memory (0 per question).
+    ``meta.injected``: the small VLM's claims flipped for this item (``slc eval --inject-errors`` only).
     """
 
     def __init__(self, ctx: ModeContext, name: str, reflect: bool = True, reflection_rounds: int | None = None,
-                 graph: CompiledStateGraph | None = None) -> None:
+                 graph: CompiledStateGraph | None = None, *, reflection_style: ReflectionStyle = "batched",
+                 recheck_absent: bool = True, report_style: ReportStyle = "json") -> None:
         from slc.evals.predictors import instrument_small_vlm
         from slc.graphs.slc import compile_graph
 
@@ -122,7 +165,8 @@ class GraphPredictor:
         ctx.services.large_vlm()
         instrument_small_vlm(ctx.services.small_vlm())  # counts this run's small-VLM passes per item
         self.graph = graph if graph is not None else compile_graph(services=ctx.services)
-        self.context = Context(reflect=reflect, reflection_rounds=reflection_rounds)
+        self.context = Context(reflect=reflect, reflection_rounds=reflection_rounds, reflection_style=reflection_style,
+                               recheck_absent=recheck_absent, report_style=report_style)
 
     def describe(self) -> Config:
         """Both models, the memory's content, and the graph settings that change answers."""
@@ -130,22 +174,31 @@ class GraphPredictor:
 
         s = self.ctx.settings
         run = RunOptions.resolve(self.context, s)
-        return {
+        graph: Config = {"reflect": run.reflect, "reflection_rounds": run.reflection_rounds if run.reflect else None,
+                         "recall_threshold": s.recall_threshold, "recall_top_k": s.recall_top_k,
+                         "image_encoder": s.image_encoder, "text_encoder": s.text_encoder,
+                         "large_max_image_side": s.large.max_image_side}
+        out: Config = {
             "mode": "graph",
             "large": describe_chat_model(self.ctx.services.large_vlm()),
             "small": describe_small_vlm(self.ctx.services.small_vlm()),
             "memory": memory_digest(self.ctx.services.memory()),
-            "graph": {"reflect": run.reflect, "reflection_rounds": run.reflection_rounds if run.reflect else None,
-                      "recall_threshold": s.recall_threshold, "recall_top_k": s.recall_top_k,
-                      "image_encoder": s.image_encoder, "text_encoder": s.text_encoder,
-                      "large_max_image_side": s.large.max_image_side},
+            "graph": graph,
             "prompts": {"eval": prompts.EVAL_PROMPT_VERSION, "verify": prompts.VERIFY_PROMPT_VERSION,
                         "reason": prompts.REASON_PROMPT_VERSION},
         }
+        # the SLC paper's options, only where they differ from ours (older rows of our modes keep their key)
+        paper = {"reflection_style": (run.reflection_style, "batched"), "recheck_absent": (run.recheck_absent, True),
+                 "report_style": (run.report_style, "json")}
+        graph.update({k: v for k, (v, ours) in paper.items() if v != ours})
+        if run.reflection_style != "batched" or run.report_style != "json":
+            out["prompts"]["paper"] = prompts.PAPER_PROMPT_VERSION
+        return out
 
     def __call__(self, item: Any):
         import time
 
+        from slc.evals.injection import injection_of, injection_scope
         from slc.evals.paths import resolve_image
         from slc.evals.predictors import Prediction, measure, render_prompt
         from slc.graphs.sessions import ask
@@ -158,7 +211,7 @@ class GraphPredictor:
             if image is None:
                 raise FileNotFoundError(f"image {item.images[0]} of item {item.id} not found under {self.ctx.root}")
         start = time.perf_counter()
-        with measure() as tally:
+        with measure() as tally, injection_scope(item.images[0] if item.images else item.id) as flipped:
             turn = ask(self.graph, render_prompt(item), image, context=self.context, settings=self.ctx.settings)
         meta = {
             "graph_large_vlm_calls": turn.large_vlm_calls,
@@ -170,6 +223,8 @@ class GraphPredictor:
         }
         if len(item.images) > 1:
             meta["images_ignored"] = len(item.images) - 1
+        if injection_of(self.ctx.services.small_vlm()) is not None:
+            meta["injected"] = list(flipped)  # the small VLM's claims flipped on purpose (--inject-errors)
         return Prediction(reply=turn.answer.text, usage=tally.usage(time.perf_counter() - start), meta=meta)
 
 

@@ -297,21 +297,75 @@ def render_prompt(item: Item) -> str:
 class ChatModelPredictor:
     """One LangChain chat model answers alone ("large VLM alone"): item text + images in, reply out.
 
-    The item's own system text (concept descriptions in SLC's files) is sent as the system message, so the
-    model gets the same knowledge the SLC modes get from memory.
+    What it knows of the concepts, per mode:
+    - "large": the item's own system text (concept descriptions in SLC's files) as the system message;
+    - "large-desc" (``descriptions=True`` + ``memory``): what the eval tenant's memory holds of the item's
+      concepts (description, category, attributes, tree), the facts the SLC modes' answerer gets, as the
+      system message (the item's own text is not sent);
+    - "large-refs" (``references=n`` + ``memory``): the first n reference photos of each of the item's
+      concepts in the user turn, each group labelled with the concept's token (as the SLC verifier gets
+      them: ``reference_side`` pixels, OpenAI's detail "low"), before the photo(s) of the question.
+    A concept memory lacks gets nothing (as in the SLC modes, which know only what memory holds).
     """
 
     def __init__(self, model: Any, root: Path | None, name: str = "large-vlm", max_image_side: int = 1024,
-                 use_item_system: bool = True) -> None:
+                 use_item_system: bool = True, *, memory: Any = None, descriptions: bool = False,
+                 references: int = 0, reference_side: int = 256) -> None:
+        if (descriptions or references) and memory is None:
+            raise ValueError("concept descriptions or reference photos need the eval tenant's memory")
         self.model = model
         self.root = Path(root) if root is not None else None
         self.name = name
         self.max_image_side = max_image_side
         self.use_item_system = use_item_system
+        self.memory = memory
+        self.descriptions = descriptions
+        self.references = references
+        self.reference_side = reference_side
 
     def describe(self) -> Config:
-        return {"mode": "large", "large": describe_chat_model(self.model), "max_image_side": self.max_image_side,
-                "item_system_text": self.use_item_system, "prompts": {"eval": prompts.EVAL_PROMPT_VERSION}}
+        out: Config = {"mode": "large", "large": describe_chat_model(self.model), "max_image_side": self.max_image_side,
+                       "item_system_text": self.use_item_system, "prompts": {"eval": prompts.EVAL_PROMPT_VERSION}}
+        if self.descriptions or self.references:  # only then: "large" keeps the fingerprint it always had
+            from slc.evals.fingerprint import memory_digest
+
+            out["concepts"] = {"memory": memory_digest(self.memory), "descriptions": self.descriptions,
+                               "references": self.references,
+                               "reference_side": self.reference_side if self.references else None}
+            out["prompts"]["memory"] = prompts.EVAL_MEMORY_PROMPT_VERSION
+        return out
+
+    def _known(self, item: Item) -> list[Any]:
+        """The item's concepts the memory holds (in the item's order)."""
+        if self.memory is None:
+            return []
+        return [self.memory.get(c) for c in dict.fromkeys(item.concepts) if self.memory.exists(c)]
+
+    def _system(self, item: Item, known: list[Any]) -> str | None:
+        if self.descriptions:
+            import json
+
+            facts = []
+            for c in known:
+                identity = c.identity
+                fact = {"concept": f"<{c.name}>", "category": identity.category if identity else None,
+                        "attributes": dict(identity.attributes) if identity else None,
+                        "description": c.description, "tree": c.tree}
+                facts.append(json.dumps({k: v for k, v in fact.items() if v}, ensure_ascii=False))
+            return prompts.EVAL_MEMORY_FACTS.format(facts="\n".join(facts)) if facts else None
+        return item.system if self.use_item_system else None
+
+    def _reference_parts(self, known: list[Any]) -> list[dict[str, Any]]:
+        from slc.agent.images import load_image
+        from slc.agent.large_vlm import image_part
+
+        parts: list[dict[str, Any]] = []
+        for c in known:
+            refs = c.images[: self.references]
+            if refs:
+                parts.append({"type": "text", "text": prompts.EVAL_REFERENCES_LABEL.format(token=f"<{c.name}>")})
+                parts += [image_part(load_image(ref.path), self.reference_side, detail="low") for ref in refs]
+        return parts
 
     def messages(self, item: Item) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -319,18 +373,22 @@ class ChatModelPredictor:
         from slc.agent.large_vlm import image_part
         from slc.agent.images import load_image
 
+        known = self._known(item) if (self.descriptions or self.references) else []
         out: list[Any] = []
-        if self.use_item_system and item.system:
-            out.append(SystemMessage(content=item.system))
+        system = self._system(item, known)
+        if system:
+            out.append(SystemMessage(content=system))
         text = render_prompt(item)
-        if not item.images:
+        parts: list[Any] = self._reference_parts(known) if self.references else []
+        if not item.images and not parts:
             out.append(HumanMessage(content=text))
             return out
-        if self.root is None:
+        if item.images and self.root is None:
             raise FileNotFoundError(f"item {item.id} has images but no dataset root was given")
-        parts: list[Any] = []
+        if item.images and parts:
+            parts.append({"type": "text", "text": prompts.EVAL_QUESTION_PHOTO_LABEL})
         for rel in item.images:
-            path = resolve_image(self.root, rel)
+            path = resolve_image(self.root, rel)  # type: ignore[arg-type]
             if path is None:
                 raise FileNotFoundError(f"image {rel} of item {item.id} not found under {self.root}")
             parts.append(image_part(load_image(path), self.max_image_side))
@@ -346,5 +404,7 @@ class ChatModelPredictor:
         with measure() as tally:
             reply = call_large_vlm(self.model, messages, config={"callbacks": [USAGE_CALLBACK]})
         text = str(reply.text) if hasattr(reply, "text") else str(reply.content)
-        return Prediction(reply=text, usage=tally.usage(time.perf_counter() - start),
-                          meta={"prompt_version": prompts.EVAL_PROMPT_VERSION})
+        meta: dict[str, Any] = {"prompt_version": prompts.EVAL_PROMPT_VERSION}
+        if self.descriptions or self.references:
+            meta["concepts_known"] = [c.name for c in self._known(item)]
+        return Prediction(reply=text, usage=tally.usage(time.perf_counter() - start), meta=meta)

@@ -5,7 +5,8 @@ Why this shape: a score is only readable beside (1) the same model on the same i
 removed (options shuffled; positives and negatives weighted equally), (2) what a model that knows nothing
 would get on exactly those items, and (3) how uncertain it is given how many concepts the items cover.
 Scores are recomputed from the stored replies (never trusted from the row), so a parser fix re-scores old
-runs without asking any model again.
+runs without asking any model again. Beside the costs, each mode's rate of wrong presence claims in its final
+answers (:mod:`slc.evals.presence`), where the items (or the dataset's ``presence.json``) know the truth.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from slc.evals.intervals import DEFAULT_RESAMPLES, Estimate, bootstrap_ci
 from slc.evals.items import Item
 from slc.evals.parsing import parse_option_letter, parse_yes_no
 from slc.evals.plots import Bar, bar_chart
+from slc.evals.presence import Presence, presence_counts, wrong_rate
 from slc.evals.runner import ResultRow, items_with_variants
 from slc.evals.scoring import BREAKDOWN_COLUMN, COLUMNS, Column, column, item_counts
 
@@ -55,6 +57,10 @@ class ModeScore(BaseModel):
     tokens_per_item: float = 0.0
     cache_hits: int = 0
     wall_s_per_item: float = 0.0
+    wrong_presence: Estimate | None = Field(default=None, description=(
+        "Wrong presence claims / (item, concept) pairs with a known truth, 95% CI over clusters (None: no pair)."))
+    presence_pairs: int = Field(default=0, description="(item, concept) pairs the wrong-presence rate checked.")
+    presence_unclaimed: int = Field(default=0, description="Of those, pairs the mode made no claim about.")
     fingerprints: list[str] = Field(default_factory=list)
     breakdown: list[Breakdown] = Field(default_factory=list)
 
@@ -113,9 +119,30 @@ class _Scorer:
         return s
 
 
+def _wrong_presence(rows: Sequence[ResultRow], by_id: dict[str, tuple[str, Item]], presence: Presence | None,
+                    n_boot: int, seed: int) -> dict[str, object]:
+    """The wrong-presence fields of a ModeScore from one (task, mode)'s rows (file-order items only: a
+    shuffled copy asks about the same photo again)."""
+    counts, clusters = [], []
+    for r in rows:
+        variant, it = by_id[r.item_id]
+        if variant == "original":
+            counts.append(presence_counts(it, r.reply if r.error is None else None, r.meta, presence))
+            clusters.append(it.cluster_key)
+    if not counts or not sum(c[1] for c in counts):
+        return {}
+    stats = np.array(counts)
+    est = bootstrap_ci(stats[:, :2], clusters, wrong_rate, n_boot=n_boot, seed=seed)
+    return {"wrong_presence": est, "presence_pairs": int(stats[:, 1].sum()),
+            "presence_unclaimed": int(stats[:, 2].sum())}
+
+
 def summarize(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], shuffled: bool = True,
-              seed: int = 0, n_boot: int = DEFAULT_RESAMPLES) -> list[ModeScore]:
-    """One score per (task, mode) of the rows on ``items``, then each task's expected baselines on ``items``."""
+              seed: int = 0, n_boot: int = DEFAULT_RESAMPLES, presence: Presence | None = None) -> list[ModeScore]:
+    """One score per (task, mode) of the rows on ``items``, then each task's expected baselines on ``items``.
+
+    ``presence``: the dataset's presence.json (image -> {concept: bool}), for wrong presence claims beyond the
+    recognition items' own truth."""
     variants = items_with_variants(items, shuffled, seed)
     by_id = {it.id: (v, it) for v, it in variants}
     grouped: dict[tuple[str, str], dict[str, Pairs]] = defaultdict(lambda: defaultdict(list))
@@ -138,7 +165,8 @@ def summarize(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], 
             small_calls_per_item=sum(r.usage.small_vlm_calls for r in rs) / n,
             tokens_per_item=sum(r.usage.input_tokens + r.usage.output_tokens for r in rs) / n,
             cache_hits=sum(r.usage.cache_hits for r in rs), wall_s_per_item=sum(r.usage.wall_s for r in rs) / n,
-            fingerprints=sorted({r.fingerprint for r in rs if r.fingerprint})))
+            fingerprints=sorted({r.fingerprint for r in rs if r.fingerprint}),
+            **_wrong_presence(rs, by_id, presence, n_boot, seed)))
     for task in sorted({it.task for it in items}):
         universe = [(v, it) for v, it in variants if it.task == task]
         for name in BASELINES_FOR_TASK.get(task, ()):
@@ -173,20 +201,29 @@ def markdown_tables(scores: Sequence[ModeScore], items: Sequence[Item], n_boot: 
         has_shuffled = any("accuracy_shuffled" in s.columns and s.columns["accuracy_shuffled"].value is not None
                            for s in mine)
         cols = [c for c in cols if c.variant == "original" or has_shuffled]
-        head = ["mode", "n", *[c.label for c in cols], "unparsed", "errors", "calls/item", "small calls/item",
+        presence = any(s.wrong_presence is not None for s in mine)
+        head = ["mode", "n", *[c.label for c in cols], "unparsed", "errors",
+                *(["wrong presence claims"] if presence else []), "calls/item", "small calls/item",
                 "tokens/item", "cache hits", "s/item", "fingerprint"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in mine:
             cells = [s.mode, str(s.n), *[s.columns[c.key].text() if c.key in s.columns else "-" for c in cols]]
             if s.baseline:
-                cells += ["-"] * 8
+                cells += ["-"] * (9 if presence else 8)
             else:
                 unparsed = str(s.unparsed) + (f" / {s.unparsed_shuffled}" if has_shuffled else "")
-                cells += [unparsed if task in ("choice", "recognition") else "-", str(s.errors),
-                          f"{s.calls_per_item:.2f}", f"{s.small_calls_per_item:.2f}", f"{s.tokens_per_item:.1f}",
+                cells += [unparsed if task in ("choice", "recognition") else "-", str(s.errors)]
+                if presence:
+                    cells.append(_presence_cell(s))
+                cells += [f"{s.calls_per_item:.2f}", f"{s.small_calls_per_item:.2f}", f"{s.tokens_per_item:.1f}",
                           str(s.cache_hits), f"{s.wall_s_per_item:.4f}", ", ".join(s.fingerprints) or "-"]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
+        if presence:
+            parts.append("wrong presence claims: claims in the final answer (a graph mode's final report, a "
+                         "single model's Yes/No) that contradict the known truth, over the (item, concept) pairs "
+                         "whose truth is known; (k unclaimed): pairs without a claim (unknown, not detected, "
+                         "unparsed), never counted wrong. calls/item: large-VLM calls per question.")
         for dim in DIMENSIONS:
             subsets = [b for s in mine for b in s.breakdown if b.dimension == dim]
             if not subsets:
@@ -201,6 +238,13 @@ def markdown_tables(scores: Sequence[ModeScore], items: Sequence[Item], n_boot: 
                 lines.append("| " + " | ".join([s.mode, *[cell.get(v, "-") for v in values]]) + " |")
             parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _presence_cell(s: ModeScore) -> str:
+    if s.wrong_presence is None:
+        return "-"
+    unclaimed = f" ({s.presence_unclaimed} unclaimed)" if s.presence_unclaimed else ""
+    return f"{s.wrong_presence.text()} n={s.presence_pairs}{unclaimed}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -224,10 +268,10 @@ def _breakdown_bars(scores: Sequence[ModeScore], dim: str) -> list[Bar]:
 
 def write_report(benchmark: str, items: Sequence[Item], rows: Sequence[ResultRow], out_dir: Path,
                  shuffled: bool = True, seed: int = 0, header: str = "",
-                 n_boot: int = DEFAULT_RESAMPLES) -> tuple[list[ModeScore], str]:
+                 n_boot: int = DEFAULT_RESAMPLES, presence: Presence | None = None) -> tuple[list[ModeScore], str]:
     """summary.md, summary.json, summary.png (+ breakdown-<dim>.png) under ``out_dir/<benchmark>/``; returns
-    (scores, the markdown tables)."""
-    scores = summarize(benchmark, items, rows, shuffled=shuffled, seed=seed, n_boot=n_boot)
+    (scores, the markdown tables). ``presence``: see :func:`summarize`."""
+    scores = summarize(benchmark, items, rows, shuffled=shuffled, seed=seed, n_boot=n_boot, presence=presence)
     tables = markdown_tables(scores, items, n_boot=n_boot)
     folder = Path(out_dir) / benchmark
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from slc.agent.detection import ConceptQuery
 from slc.agent.images import load_image
 from slc.agent.recognition import single_token_ids
 from slc.evals.fingerprint import Config, describe_small_vlm, memory_digest
+from slc.evals.injection import injection_of, injection_scope
 from slc.evals.items import ChoiceItem, Item, RecognitionItem
 from slc.evals.paths import resolve_image
 from slc.evals.predictors import Prediction, instrument_small_vlm, measure, render_prompt
@@ -101,9 +102,11 @@ class SmallVLMPredictor:
     # -- answering ---------------------------------------------------------------------------------------
     def __call__(self, item: Item) -> Prediction:
         start = time.perf_counter()
-        with measure() as tally:
+        with measure() as tally, injection_scope(item.images[0] if item.images else item.id) as flipped:
             reply, meta = self._answer(item)
         meta["prompt_version"] = prompts.EVAL_PROMPT_VERSION
+        if injection_of(self.vlm) is not None:
+            meta["injected"] = list(flipped)  # the claims flipped on purpose (slc eval --inject-errors)
         return Prediction(reply=reply, usage=tally.usage(time.perf_counter() - start), meta=meta)
 
     def _answer(self, item: Item) -> tuple[str | None, Meta]:

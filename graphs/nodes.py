@@ -142,16 +142,29 @@ async def personalize(state: State, runtime: Runtime[Context], services: Service
 # -- reflect ---------------------------------------------------------------------------------------------
 
 
-def claims_to_verify(state: State) -> list[Detection]:
-    """This round's present-claims, plus absent/unknown claims about concepts the question names."""
-    asked = {c.name for c in state.candidates if c.asked}
+def claims_to_verify(state: State, recheck_absent: bool = True) -> list[Detection]:
+    """This round's present-claims, plus (``recheck_absent``) absent/unknown claims about concepts the
+    question names."""
+    asked = {c.name for c in state.candidates if c.asked} if recheck_absent else set()
     return [d for d in state.detections if d.round == state.round and (d.status == "present" or d.concept in asked)]
 
 
+def _next_round(state: State, verdicts: list[Verdict], opts: RunOptions, flags: list[str]) -> list[str]:
+    """The disputed concepts to loop back with (none once the round bound is hit: then a flag says so)."""
+    disputed = [v.concept for v in verdicts if v.disputed]
+    pending = disputed if disputed and state.round < opts.reflection_rounds else []
+    if disputed and not pending:
+        flags.append(f"loop_bound_reached:round{state.round}")
+    return pending
+
+
 async def reflect(state: State, runtime: Runtime[Context], services: ServiceFactory, calls: Calls) -> dict[str, Any]:
-    """ONE large-VLM call verifying every claim of the round; disputed claims are queued for a loop-back."""
+    """ONE large-VLM call verifying every claim of the round (``reflection_style="per-concept"``: one call per
+    claim, :func:`reflect_per_concept`); disputed claims are queued for a loop-back."""
     opts = RunOptions.resolve(runtime.context, services.settings)
-    to_check = claims_to_verify(state)
+    if opts.reflection_style == "per-concept":
+        return await reflect_per_concept(state, opts, services, calls)
+    to_check = claims_to_verify(state, opts.recheck_absent)
     if not to_check:
         return {}
     by_name = {c.name: c for c in state.candidates}
@@ -206,10 +219,54 @@ async def reflect(state: State, runtime: Runtime[Context], services: ServiceFact
                     feedback=prompting.scrub(rv.feedback)[:500] if rv else "no verdict returned",
                     prompt_version=prompts.VERIFY_PROMPT_VERSION)
         )
-    disputed = [v.concept for v in verdicts if v.disputed]
-    pending = disputed if disputed and state.round < opts.reflection_rounds else []
-    if disputed and not pending:
-        flags.append(f"loop_bound_reached:round{state.round}")
+    pending = _next_round(state, verdicts, opts, flags)
+    return {"verdicts": [*state.verdicts, *verdicts], "pending": pending, "flags": flags, "large_vlm_calls": calls_made}
+
+
+async def reflect_per_concept(state: State, opts: RunOptions, services: ServiceFactory, calls: Calls) -> dict[str, Any]:
+    """The SLC paper's reflection: one large-VLM call per claim to check (the concepts the small VLM marked
+    present; with ``recheck_absent`` also the named ones it did not), each asking the paper's two yes/no
+    questions with the photo (no reference photos, no retry: N claims cost N calls). Both no => the concept
+    is absent; one no => that location is cleared (:func:`slc.graphs.prompting.paper_verdict`). A reply
+    without both answers leaves its claim unverified (flagged); an unreachable large VLM stops the round
+    (the rest unverified, the turn degraded), as in the batched style."""
+    to_check = claims_to_verify(state, opts.recheck_absent)
+    if not to_check:
+        return {}
+    by_name = {c.name: c for c in state.candidates}
+    large = services.settings.large
+    part = await calls.blocking(lambda: photo_part(services.image_store(), state.image, large.max_image_side))
+    flags = list(state.flags)
+    calls_made = state.large_vlm_calls
+    verdicts: list[Verdict] = []
+    model = None
+    for i, d in enumerate(to_check):
+        questions = prompting.paper_questions(d, by_name.get(d.concept))
+        cfg = _call_config(opts, "reflect.ask", [d.concept], state.round, prompt_version=prompts.PAPER_PROMPT_VERSION)
+        attempts = CallAttempts()
+        try:
+            if model is None:
+                model = await calls.blocking(services.large_vlm)
+            reply = await calls.chat(model, prompting.paper_reflect_messages(questions, part), cfg,
+                                     deadline_s=large.call_deadline_s(), attempts=attempts)
+        except LargeVLMUnavailableError as exc:
+            flags.append(fault_flag(exc))
+            verdicts += [Verdict(concept=r.concept, round=state.round, claim=r.status, verdict="unverified",
+                                 feedback="large VLM unreachable", prompt_version=prompts.PAPER_PROMPT_VERSION)
+                         for r in to_check[i:]]
+            return {"verdicts": [*state.verdicts, *verdicts], "degraded": True, "flags": flags,
+                    "large_vlm_calls": calls_made + attempts.n, "pending": []}
+        calls_made += attempts.n
+        try:
+            answers = prompting.parse_paper_answers(prompting.content_text(reply.content))
+        except ValueError as exc:
+            log.warning("reflection reply for %s unusable: %s", d.concept, exc)
+            flags.append(f"verifier_output_malformed:round{state.round}:{d.concept}")
+            verdicts.append(Verdict(concept=d.concept, round=state.round, claim=d.status, verdict="unverified",
+                                    feedback="no yes/no answers returned", prompt_version=prompts.PAPER_PROMPT_VERSION))
+            continue
+        verdicts.append(prompting.paper_verdict(d, questions, answers, state.round))
+    pending = _next_round(state, verdicts, opts, flags)
     return {"verdicts": [*state.verdicts, *verdicts], "pending": pending, "flags": flags, "large_vlm_calls": calls_made}
 
 
@@ -230,11 +287,14 @@ def finalize(candidates: list[Candidate], detections: list[Detection], verdicts:
             # re-run after a refuted present-claim now agrees with the verifier: that is verified
             prev = next((p for p in reversed(verdicts) if p.concept == c.name and p.round < d.round), None)
             verified = bool(prev and prev.claim == "present" and prev.verdict == "disagree")
+        cleared = set(v.cleared) if v is not None else set()
         out.append(
             FinalDetection(
                 concept=c.name, present=present, verified=verified,
-                location_absolute=d.location_absolute if present == "true" else None,
-                location_relative=d.location_relative if present == "true" else None,
+                location_absolute=d.location_absolute if present == "true" and "location-absolute" not in cleared
+                else None,
+                location_relative=d.location_relative if present == "true" and "location-relative" not in cleared
+                else None,
                 category=c.category, attributes=c.attributes, note=note,
             )
         )
@@ -284,6 +344,9 @@ async def reason(state: State, runtime: Runtime[Context], services: ServiceFacto
     opts = RunOptions.resolve(runtime.context, services.settings)
     visual = state.image is not None
     final = finalize(state.candidates, state.detections, state.verdicts) if visual else []
+    paper = opts.report_style == "paper"
+    if paper:
+        final = prompting.paper_final(final)
     flags = list(state.flags)
     calls_made = state.large_vlm_calls
     answer: Answer
@@ -296,16 +359,17 @@ async def reason(state: State, runtime: Runtime[Context], services: ServiceFacto
             part = await calls.blocking(lambda: photo_part(services.image_store(), state.image, max_side))
         messages = prompting.reason_messages(
             state.question, _history(state, opts.max_history_messages), final=final,
-            candidates=state.candidates, image_part=part,
+            candidates=state.candidates, image_part=part, report_style=opts.report_style,
         )
+        version = prompts.PAPER_PROMPT_VERSION if paper and visual else prompts.REASON_PROMPT_VERSION
         cfg = _call_config(opts, "reason.answer", [c.name for c in state.candidates], state.round,
-                           prompt_version=prompts.REASON_PROMPT_VERSION)
+                           prompt_version=version)
         attempts = CallAttempts()  # every HTTP request counts, the client's retries included
         try:
             model = await calls.blocking(services.large_vlm)
             large = services.settings.large
             reply = await calls.chat(model, messages, cfg, deadline_s=large.call_deadline_s(), attempts=attempts)
-            answer = prompting.parse_answer(prompting.content_text(reply.content))
+            answer = prompting.parse_answer(prompting.content_text(reply.content), version)
             if not prompting.usable_text(answer.text):  # empty, control characters, no word at all
                 raise LargeVLMReplyError(f"The large VLM's answer is empty or garbage ({answer.text[:40]!r}).")
             if not answer.structured:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from slc.agent import prompts
 from slc.agent.detection import Detection
 from slc.agent.json_reply import parse_json_object
-from slc.graphs.state import Answer, Candidate, FinalDetection
+from slc.graphs.state import Answer, Candidate, FinalDetection, Verdict
 
 _FENCE_RE = re.compile(r"(<<<|>>>)")
 
@@ -162,6 +162,116 @@ def parse_verdicts(text: str, claims: list[Claim]) -> dict[str, RawVerdict]:
     return out
 
 
+# -- the SLC paper's per-concept reflection (Context.reflection_style="per-concept") -----------------------
+
+
+class PaperQuestions(BaseModel):
+    """The paper's two yes/no questions about one claim (q1: its absolute location, q2: its relative one)."""
+
+    concept: str
+    claim: str
+    q1: str
+    q2: str
+
+
+def _one_line(text: str | None, limit: int = 200) -> str:
+    """User/model text as one fence-free line (a newline in a value must not start a forged report line)."""
+    return " ".join(scrub(text or "").split())[:limit]
+
+
+def paper_subject(candidate: Candidate | None, concept: str) -> str:
+    """What the paper's questions ask about: the concept's category (its identity, read off its photos at
+    registration: the paper's identity-extraction call is not repeated per question); without one, the
+    concept's description; without either, its token."""
+    if candidate is not None and candidate.category:
+        return _one_line(candidate.category)
+    if candidate is not None and candidate.concept.description:
+        return _one_line(candidate.concept.description)
+    return f"<{_one_line(concept)}>"
+
+
+def paper_questions(detection: Detection, candidate: Candidate | None) -> PaperQuestions:
+    """"Do you see {category} at {location-absolute}?" and "Is {category} {location-relative}?" for a present
+    claim; a location the claim lacks (and every location of an absent/unknown claim being re-checked) is
+    asked without it ("... in the image?")."""
+    subject = paper_subject(candidate, detection.concept)
+    present = detection.status == "present"
+    absolute = _one_line(detection.location_absolute) if present else ""
+    relative = _one_line(detection.location_relative) if present else ""
+    q1 = (prompts.PAPER_Q_ABSOLUTE.format(category=subject, location=absolute) if absolute
+          else prompts.PAPER_Q_ABSOLUTE_ANY.format(category=subject))
+    q2 = (prompts.PAPER_Q_RELATIVE.format(category=subject, location=relative) if relative
+          else prompts.PAPER_Q_RELATIVE_ANY.format(category=subject))
+    return PaperQuestions(concept=detection.concept, claim=detection.status, q1=q1, q2=q2)
+
+
+def paper_reflect_messages(questions: PaperQuestions, image_part: dict[str, Any]) -> list[BaseMessage]:
+    """One reflection call of the paper: the photo, then the two questions as fenced JSON."""
+    n = nonce()
+    data = json.dumps({"q1": scrub(questions.q1), "q2": scrub(questions.q2)}, indent=1)
+    text = prompts.PAPER_REFLECT_USER.format(nonce=n, questions_json=data)
+    return [SystemMessage(prompts.PAPER_REFLECT_SYSTEM.format(nonce=n)),
+            HumanMessage(content=[image_part, {"type": "text", "text": text}])]
+
+
+_YES_NO = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
+
+
+def parse_paper_answers(text: str) -> tuple[bool, bool]:
+    """(q1, q2) from the reply's JSON object (the project's JSON reader). Raises ValueError when either
+    answer is missing or not a yes/no."""
+    obj = extract_json(text)
+    if not isinstance(obj, dict):
+        raise ValueError("the reply's JSON is not an object")
+    out = []
+    for key in ("q1", "q2"):
+        value = obj.get(key)
+        if isinstance(value, str):
+            value = _YES_NO.get(value.strip().strip(".!").lower())
+        if not isinstance(value, bool):
+            raise ValueError(f"no yes/no answer for {key}")
+        out.append(value)
+    return out[0], out[1]
+
+
+def paper_verdict(detection: Detection, questions: PaperQuestions, answers: tuple[bool, bool], round_: int) -> Verdict:
+    """The paper's rule on a present claim: both no => absent; one no => that location cleared; both yes =>
+    agreed. A re-checked absent/unknown claim (only with ``recheck_absent``) turns present only on two yes."""
+    q1, q2 = answers
+    said = f"asked {questions.q1!r}: {'yes' if q1 else 'no'}; {questions.q2!r}: {'yes' if q2 else 'no'}"
+    common = {"concept": detection.concept, "round": round_, "claim": detection.status, "feedback": scrub(said)[:500],
+              "prompt_version": prompts.PAPER_PROMPT_VERSION}
+    if detection.status != "present":
+        seen = q1 and q2
+        return Verdict(verdict="disagree" if seen else "agree", visible=seen, **common)
+    if not q1 and not q2:
+        return Verdict(verdict="disagree", visible=False, location_ok=False, **common)
+    cleared = [k for k, ok in (("location-absolute", q1), ("location-relative", q2)) if not ok]
+    return Verdict(verdict="agree", visible=True, location_ok=q1, cleared=cleared, **common)  # type: ignore[arg-type]
+
+
+def paper_final(final: list[FinalDetection]) -> list[FinalDetection]:
+    """The report as the paper's answerer reads it: a concept is present or absent (an undetermined one is
+    absent, as the paper reads a detection it cannot parse)."""
+    return [f.model_copy(update={"present": "false", "note": (f.note + "; " if f.note else "")
+                                 + "undetermined: read as absent (SLC paper)"}) if f.present == "unknown" else f
+            for f in final]
+
+
+def paper_report_lines(final: list[FinalDetection]) -> str:
+    """The paper's report: ``<c>: present=true; location-absolute=...; ...`` or ``<c>: present=false``."""
+    lines = []
+    for f in final:
+        if f.present == "true":
+            attrs = ", ".join(f"{_one_line(k, 40)}: {_one_line(v, 80)}" for k, v in f.attributes.items())
+            lines.append(prompts.PAPER_REPORT_PRESENT.format(
+                name=_one_line(f.concept), location_absolute=_one_line(f.location_absolute),
+                location_relative=_one_line(f.location_relative), category=_one_line(f.category), attributes=attrs))
+        else:
+            lines.append(prompts.PAPER_REPORT_ABSENT.format(name=_one_line(f.concept)))
+    return "\n".join(lines) or "(no concept detected)"
+
+
 # -- reasoning -------------------------------------------------------------------------------------------
 
 
@@ -195,9 +305,16 @@ def reason_messages(
     final: list[FinalDetection] | None,
     candidates: list[Candidate],
     image_part: dict[str, Any] | None,
+    report_style: str = "json",
 ) -> list[BaseMessage]:
+    """The answer call. ``report_style="paper"``: a visual question gets the SLC paper's system prompt with
+    its one-line-per-concept report (:func:`paper_report_lines`) instead of our JSON report and facts."""
     n = nonce()
     visual = image_part is not None
+    if visual and report_style == "paper":
+        system = prompts.PAPER_REASON_SYSTEM.format(nonce=n, report_lines=paper_report_lines(final or []))
+        text = f"{question}\n\n{prompts.REASON_FORMAT}"
+        return [SystemMessage(system), *history, HumanMessage(content=[image_part, {"type": "text", "text": text}])]
     payload: dict[str, Any] = {"facts": concept_facts(candidates)}
     if visual:
         payload["detections"] = report_entries(final or [])
@@ -220,7 +337,7 @@ def usable_text(text: str) -> bool:
     return any(ch.isalnum() for ch in text or "")
 
 
-def parse_answer(text: str) -> Answer:
+def parse_answer(text: str, prompt_version: str = prompts.REASON_PROMPT_VERSION) -> Answer:
     """A structured Answer, or the raw reply as text (structured=False) when it is not the JSON asked for.
     Control characters (NUL...) are removed: they would show as garbage in a terminal or a chat front-end."""
     text = _CONTROL_RE.sub("", text or "")
@@ -230,10 +347,10 @@ def parse_answer(text: str) -> Answer:
         if isinstance(answer, str) and answer.strip():
             used = obj.get("concepts_used") or []
             used = [str(u).strip().strip("<>") for u in used if isinstance(u, (str, int))]
-            return Answer(text=answer.strip(), concepts_used=used, prompt_version=prompts.REASON_PROMPT_VERSION)
+            return Answer(text=answer.strip(), concepts_used=used, prompt_version=prompt_version)
     except ValueError:
         pass
-    return Answer(text=text.strip(), structured=False, prompt_version=prompts.REASON_PROMPT_VERSION)
+    return Answer(text=text.strip(), structured=False, prompt_version=prompt_version)
 
 
 def degraded_answer(final: list[FinalDetection], candidates: list[Candidate]) -> Answer:

@@ -54,6 +54,9 @@ class Verdict(BaseModel):
     identity_ok: bool | None = None
     feedback: str = ""
     prompt_version: str = ""
+    cleared: list[Literal["location-absolute", "location-relative"]] = Field(
+        default_factory=list, description="Locations of the claim the verifier refuted while agreeing the concept "
+        "is there (the SLC paper's per-concept reflection: one 'no' clears that location).")
 
     @property
     def disputed(self) -> bool:

@@ -129,7 +129,8 @@ def test_studio_sees_plain_json_fields_only(client):
     assistant = client.assistants.create(graph_id="slc")["assistant_id"]  # the caller's own (auth filters by owner)
     schemas = client.assistants.get_schemas(assistant)
     context = schemas["context_schema"]
-    assert set(context["properties"]) == {"tenant", "reflection_rounds", "reflect", "redact_images", "max_history_messages"}
+    assert set(context["properties"]) == {"tenant", "reflection_rounds", "reflect", "reflection_style", "recheck_absent",
+                                          "report_style", "redact_images", "max_history_messages"}
     for name, prop in context["properties"].items():
         kinds = {t["type"] for t in prop.get("anyOf", [prop])}
         assert kinds <= PLAIN_JSON, (name, prop)
