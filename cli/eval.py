@@ -129,7 +129,11 @@ def eval_(
             # a file's folder and the folder above it (rap/x.json -> the published tree holding slc/ too)
             dirs = ([annotations] if annotations.is_dir() else [annotations.parent, annotations.parent.parent]) \
                 if annotations else []
-            imported = import_benchmark_concepts(ctx.services.memory(), benchmark, root, [*dirs, *search])
+            from slc.graphs.registration import identity_reader
+
+            # identities read off the photos by the small VLM, as a user's registration gives them
+            imported = import_benchmark_concepts(ctx.services.memory(), benchmark, root, [*dirs, *search],
+                                                 identify=identity_reader(ctx.services))
             typer.echo(imported.summary())
             for w in imported.warnings[:5]:
                 typer.echo(f"note: {w}")
