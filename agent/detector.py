@@ -36,8 +36,25 @@ class DetectorConfig(BaseModel):
         "How several concepts' routed adapters combine: each concept scored under its own adapter "
         "(per_concept, measured better: see slc.agent.small_vlm) or one averaged LoRA (merge, SLC's way)."))
     locate: LocateMode = Field(default="auto", description=(
-        "When the JSON (locations, evidence) is generated: for pairs the probabilities do not call absent "
-        "(auto), always, or never."))
+        "When a concept is located: for pairs the probabilities do not call absent (auto), always, or never. "
+        "Most protocols locate by generating the detection JSON (locations, evidence). 'reference' with "
+        "reference_locate locates with its head instead, no generation: auto = for concepts judged present, "
+        "always = for every scored pair (its candidate regions and their scores in evidence even when absent; "
+        "a location is only ever kept for 'present'), never = no location and no extra pass."))
+    reference_locate: bool = Field(default=True, description=(
+        "'reference' only: where a concept is comes from the reference head (an occlusion map of the photo, its "
+        "candidate regions scored kept alone and blanked; the region's 3x3 cell is location-absolute, the "
+        "region scores go to evidence; no generation, two vision passes per photo). False = generate the "
+        "detection JSON as the other protocols do (a bank whose language path was never taught it writes "
+        "garbage there)."))
+    locate_grid: int = Field(default=6, ge=2, le=16, description=(
+        "'reference' locating: tiles per side of the occlusion map (grid x grid photos blanked one tile each, "
+        "in one vision pass per photo). 6 measured on validation concepts (benchmarks/localization.py)."))
+    locate_peak: float = Field(default=0.1, ge=0.0, le=1.0, description=(
+        "'reference' locating: a tile whose blanking moves the head's embedding at least this share of the "
+        "photo's largest move, and no less than its neighbours', is the peak of a candidate region."))
+    locate_radius: int = Field(default=1, ge=0, le=4, description=(
+        "'reference' locating: a candidate region is its peak tile and the tiles within this many tiles of it."))
     max_new_tokens: int = Field(default=128, ge=1, description="Token limit of the generated JSON.")
     batch_size: int = Field(default=16, ge=1, description="(image, concept) pairs per forward pass.")
     min_yes_no_mass: float = Field(default=0.5, ge=0.0, le=1.0, description=(

@@ -21,7 +21,9 @@ trained). The protocols:
   on its text: the small VLM's image tokens of the query and of the references go through the bank's learned
   :class:`~slc.agent.reference.ReferenceHead`, which says whether they show the same individual (so a
   look-alike with the same description is rejected). Each photo is encoded once per call, whatever the
-  number of concepts or pairs it appears in.
+  number of concepts or pairs it appears in. It also says WHERE, without generation
+  (:meth:`ReferenceRecognition.locate`: an occlusion map of the photo, candidate regions scored by the head
+  alone and blanked, the best region's 3x3 cell; see :mod:`slc.agent.reference`).
 
 A protocol is built from the detector's config and the adapter bank (:func:`recognition_protocol`), so one
 that carries calibration or learned parameters reads them from the bank's manifest or folder
@@ -207,6 +209,40 @@ class RecognitionResult(BaseModel):
     error: str | None = Field(default=None, description="Why the pair could not be scored.")
 
 
+class RegionScore(BaseModel):
+    """One candidate region of a photo, as the reference head judged it for one concept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cell: str = Field(description="3x3 cell of the region's centre ('top left' ... 'bottom right').")
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 as fractions of width and height.")
+    p_alone: float = Field(description="P(same individual) with only this region left in the photo.")
+    p_blanked: float = Field(description="P(same individual) with this region blanked.")
+
+    @property
+    def score(self) -> float:
+        """How much the concept is here: recognised with the region alone, and lost without it."""
+        return self.p_alone - self.p_blanked
+
+
+class LocationResult(BaseModel):
+    """Where a protocol found a concept in a photo without generation: the chosen cell and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cell: str | None = Field(description="3x3 cell of the best region; None when the photo offered no region.")
+    regions: tuple[RegionScore, ...] = Field(default=(), description="Every candidate region, best first.")
+
+    @property
+    def evidence(self) -> str:
+        """One line for traces and the tool's text: each region's cell and its two probabilities."""
+        if not self.regions:
+            return "where: no region of the photo changes what the reference head sees"
+        shown = [f"{r.cell} (alone {r.p_alone:.2f}, blanked {r.p_blanked:.2f})" for r in self.regions]
+        return ("where (reference head; P(same) with the region alone, blanked): " + shown[0] + " chosen"
+                + "".join(f"; {x}" for x in shown[1:]))
+
+
 class RecognitionProtocol(BaseModel, ABC):
     """The recognition rule: (photo, concept, reference photos) -> Yes/No probabilities, batched.
 
@@ -229,6 +265,16 @@ class RecognitionProtocol(BaseModel, ABC):
     @abstractmethod
     def score(self, model: ModelHandle, pairs: Sequence[RecognitionPair]) -> list[RecognitionResult]:
         """One result per pair, in order."""
+
+    @property
+    def locates(self) -> bool:
+        """True when :meth:`locate` says where a concept is without generation (the runtime then generates no
+        detection JSON); False: locations come from the generated JSON."""
+        return False
+
+    def locate(self, model: ModelHandle, pairs: Sequence[RecognitionPair]) -> list[LocationResult | None]:
+        """Where each pair's concept is in its photo (None: it cannot say, e.g. no reference photos)."""
+        raise NotImplementedError(f"the {self.name} protocol locates by generating the detection JSON")
 
 
 class YesNoRecognition(RecognitionProtocol):
@@ -318,25 +364,35 @@ class ReferenceRecognition(RecognitionProtocol):
     name: ClassVar[RecognitionName] = "reference"
     uses_references: ClassVar[bool] = True
     head: ReferenceHead
+    by_head: bool = Field(default=True, description="Locate with the head (DetectorConfig.reference_locate).")
+    grid: int = Field(default=6, ge=2, description="Tiles per side of the occlusion map (locate_grid).")
+    peak: float = Field(default=0.1, ge=0, le=1, description="Peak share of the map's maximum (locate_peak).")
+    radius: int = Field(default=1, ge=0, description="Tiles around a peak in its region (locate_radius).")
 
     @classmethod
     def from_config(cls, config: DetectorConfig, bank: AdapterBank | None) -> ReferenceRecognition:
-        """The head stored in the bank (``reference_head/``, with its calibrated threshold)."""
+        """The head stored in the bank (``reference_head/``, with its calibrated threshold), locating as
+        ``config`` says."""
         from slc.agent.errors import AdapterBankError
         from slc.agent.reference import ReferenceHead
 
         if bank is None:
             raise AdapterBankError("reference recognition needs an adapter bank with a trained reference head "
                                    "(SLC_SMALL__ADAPTER_BANK; `slc train identity` makes one)")
-        return cls.with_head(ReferenceHead.load(bank.root / REFERENCE_HEAD_DIR))
+        return cls.with_head(ReferenceHead.load(bank.root / REFERENCE_HEAD_DIR), by_head=config.reference_locate,
+                             grid=config.locate_grid, peak=config.locate_peak, radius=config.locate_radius)
 
     @classmethod
-    def with_head(cls, head: ReferenceHead) -> ReferenceRecognition:
+    def with_head(cls, head: ReferenceHead, **settings: object) -> ReferenceRecognition:
         """The protocol over a head in memory (training evaluates the head it is training)."""
         from slc.agent.reference import ReferenceHead
 
         cls.model_rebuild(_types_namespace={"ReferenceHead": ReferenceHead})  # torch loads only when this is used
-        return cls(head=head)
+        return cls(head=head, **settings)
+
+    @property
+    def locates(self) -> bool:
+        return self.by_head
 
     def signatures(self, model: ModelHandle, photos: Sequence[Image]) -> torch.Tensor:
         """(photos, k): what the head compares, one row per photo."""
@@ -375,6 +431,54 @@ class ReferenceRecognition(RecognitionProtocol):
             out.append(RecognitionResult(score=YesNoScore(p_yes=prob, p_no=1.0 - prob)))
         return out
 
+    def locate(self, model: ModelHandle, pairs: Sequence[RecognitionPair]) -> list[LocationResult | None]:
+        """Where each pair's concept is, by the head alone (the method in :mod:`slc.agent.reference`).
+
+        Per photo, whatever the number of its concepts: one vision pass over the photo and its ``grid`` x
+        ``grid`` tile-blanked copies (the occlusion map: how far the head's embedding moves), then one over
+        each candidate region alone and blanked; per concept only the head's comparator runs. Each concept's
+        reference set is encoded once per call. A pair without reference photos gets None.
+        """
+        import torch
+
+        from slc.agent.reference import blanked, border_colour, kept, occlusion_regions, tile_boxes
+
+        usable = [p for p in pairs if p.references]
+        ref_sets = {id(p.references): p.references for p in usable}
+        r_sig: dict[int, torch.Tensor] = {}
+        if ref_sets:
+            sig = self.signatures(model, [im for refs in ref_sets.values() for im in refs])
+            start = 0
+            for key, refs in ref_sets.items():
+                r_sig[key] = sig[start : start + len(refs)].mean(0)
+                start += len(refs)
+        photos: dict[Hashable, list[RecognitionPair]] = {}
+        for p in usable:
+            photos.setdefault(p.image_key, []).append(p)
+        found: dict[int, LocationResult] = {}
+        tiles = tile_boxes(self.grid)
+        for asked in photos.values():
+            image = asked[0].image.convert("RGB")
+            fill = border_colour(image)
+            with torch.inference_mode():
+                emb, _ = self.head.describe(model.image_tokens([image, *(blanked(image, t, fill) for t in tiles)]))
+            regions = occlusion_regions((emb[1:] - emb[0]).norm(dim=-1), peak=self.peak, radius=self.radius)
+            if not regions:
+                found.update({id(p): LocationResult(cell=None) for p in asked})
+                continue
+            views = self.signatures(model, [kept(image, r.box, fill) for r in regions]
+                                    + [blanked(image, r.box, fill) for r in regions])
+            n = len(regions)
+            for p in asked:
+                ref = r_sig[id(p.references)]
+                with torch.inference_mode():
+                    probs = torch.sigmoid(self.head.score(views, ref.expand_as(views)) - self.head.config.threshold)
+                scored = sorted((RegionScore(cell=r.cell, box=r.box, p_alone=float(probs[i]),
+                                             p_blanked=float(probs[n + i])) for i, r in enumerate(regions)),
+                                key=lambda r: -r.score)
+                found[id(p)] = LocationResult(cell=scored[0].cell, regions=tuple(scored))
+        return [found.get(id(p)) for p in pairs]
+
 
 def _ask(model: ModelHandle, pairs: Sequence[RecognitionPair], history: Sequence[Sequence[Turn]] | None) -> list[YesNoScore]:
     """The RECOGNIZE question for each pair (after ``history``), read as Yes/No probabilities."""
@@ -395,8 +499,9 @@ def recognition_protocol(config: DetectorConfig, bank: AdapterBank | None = None
 
 
 __all__ = [
-    "PROTOCOLS", "REFERENCE_HEAD_DIR", "DescribeRecognition", "LikelihoodRecognition", "ModelHandle", "PassHook",
-    "PassKind", "RecognitionPair", "RecognitionProtocol", "RecognitionResult", "ReferenceRecognition",
+    "PROTOCOLS", "REFERENCE_HEAD_DIR", "DescribeRecognition", "LikelihoodRecognition", "LocationResult", "ModelHandle",
+    "PassHook", "PassKind", "RecognitionPair", "RecognitionProtocol", "RecognitionResult", "ReferenceRecognition",
+    "RegionScore",
     "YesNoRecognition", "YesNoScore",
     "recognition_protocol", "single_token_ids", "yes_no_scores", "yes_no_token_ids",
 ]

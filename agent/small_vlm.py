@@ -31,7 +31,10 @@ How status is derived (:func:`derive_status`, a pure function so it is tested di
 
 Generation is the expensive part, so with ``locate="auto"`` (default) the JSON pass runs only for pairs
 the probabilities do not call absent: a 500-photo library scan costs 500 scored forward passes plus one
-generation per hit. ``locate="always"`` / ``"never"`` force it on / off.
+generation per hit. ``locate="always"`` / ``"never"`` force it on / off. A protocol that locates without
+generation (:attr:`~slc.agent.recognition.RecognitionProtocol.locates`: ``reference``, whose bank's language
+path was never taught the JSON) replaces step 2: its :meth:`~slc.agent.recognition.RecognitionProtocol.locate`
+gives ``location_absolute`` (a 3x3 cell) and the evidence, once per photo for all concepts of the call.
 
 Adapters: each bank adapter is loaded ONCE into the same ``PeftModel`` (``load_adapter(adapter_name=)``)
 the first time a concept routes to it, and switching is ``set_adapter`` (~0.8 ms on the tiny model vs.
@@ -126,6 +129,8 @@ class _Pair:
     error: str | None = None
     attempts: int = 0
     description: str | None = None  # describe-then-decide: what the model said the image shows
+    location: str | None = None  # a protocol that locates without generation: the 3x3 cell
+    where: str | None = None  # ... and why (its evidence line)
 
 
 class SmallVLM:
@@ -424,6 +429,7 @@ class SmallVLM:
             groups = self._groups(queries)
             labels = {j: key for key, idx in groups.items() for j in idx}
             bar = tqdm(total=len(pairs), desc="small VLM: scoring", unit="pair", disable=not progress, leave=False)
+            placed: list[_Pair] = []  # located by the protocol after every group: each photo once for all concepts
             try:
                 for key, idx in groups.items():
                     in_group = set(idx)
@@ -434,7 +440,14 @@ class SmallVLM:
                         todo = [p for p in members if p.score is not None and self._wants_json(p, locate)]
                         if todo:
                             bar.set_description("small VLM: locating")
-                        self._locate_pairs(handle, todo, photos, refs, queries, bs)
+                        if self.protocol.locates:
+                            placed += todo
+                        else:
+                            self._locate_pairs(handle, todo, photos, refs, queries, bs)
+                if placed:  # image tokens: the vision path, which no LoRA adapter touches (agent/lora.py)
+                    with self.using(None):
+                        self._place_pairs(self.handle(), sorted(placed, key=lambda p: (p.image, p.concept)),
+                                          photos, refs, queries, bs)
             finally:
                 bar.close()
 
@@ -507,6 +520,17 @@ class SmallVLM:
                 log.info("small VLM: %d of %d replies unusable on attempt %d", len(failed), len(pending), attempt)
             pending = failed
 
+    def _place_pairs(
+        self, handle: ModelHandle, pairs: list[_Pair], photos: _LazyImages, refs: list[tuple[Image, ...]],
+        queries: list[ConceptQuery], bs: int,
+    ) -> None:  # fmt: skip
+        """Locations from the protocol itself (no generation); pairs come sorted by photo, so a photo's
+        concepts share one chunk and its views are encoded once."""
+        for chunk, asked in self._batches(pairs, photos, refs, queries, bs):
+            for p, found in zip(chunk, self.protocol.locate(handle, asked)):
+                if found is not None:
+                    p.location, p.where = found.cell, found.evidence
+
     def _detection(
         self, p: _Pair, query: ConceptQuery, adapter: str | None, round: int, image_error: str | None
     ) -> Detection:
@@ -522,9 +546,9 @@ class SmallVLM:
             concept=query.name,
             status=status,
             confidence=min(1.0, max(0.0, p.score.confidence)),
-            location_absolute=a.location_absolute if a and present else None,
+            location_absolute=(a.location_absolute if a else p.location) if present else None,
             location_relative=a.location_relative if a and present else None,
-            evidence=a.concept_info if a else p.description,
+            evidence=a.concept_info if a else (p.where if p.description is None else p.description),
             raw_output=p.raw,
             adapter=adapter,
             attempts=max(1, p.attempts),

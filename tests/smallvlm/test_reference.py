@@ -73,3 +73,78 @@ def test_every_family_recognizes_by_reference_photos_through_smallvlm(tiny_vlm_p
     assert all(d.status in ("present", "absent") for row in dets for d in row)
     alone = vlm.detect(photos[0], [a])[0]
     assert alone.confidence == pytest.approx(dets[0][0].confidence, abs=1e-4)
+
+
+def test_cells_tiles_and_views_of_a_photo():
+    """The 3x3 names are the concept world's (its renderer's location truth), tiles cover the photo once, a
+    blanked region is the border colour and a kept region stays where and as large as it was."""
+    from slc.agent.reference import CELLS, blanked, border_colour, cell_name, kept, tile_boxes
+    from slc.cat.render import location_name
+    from slc.cat.world import POSITIONS
+
+    assert CELLS == POSITIONS
+    for x in range(0, 64, 3):
+        for y in range(0, 48, 5):
+            assert cell_name(x / 64, y / 48) == location_name(x * 48 / 64, y, 48)  # fractions of a non-square photo
+    boxes = tile_boxes(4)
+    assert len(boxes) == 16 and sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) == pytest.approx(1.0)
+    a = np.full((48, 64, 3), 200, np.uint8)
+    a[10:20, 40:60] = (255, 0, 0)
+    photo = Image.fromarray(a)
+    assert border_colour(photo) == (200, 200, 200)
+    box = (40 / 64, 10 / 48, 60 / 64, 20 / 48)
+    assert (np.asarray(blanked(photo, box, (200, 200, 200))) == 200).all()
+    alone = kept(photo, (0.5, 0.0, 1.0, 0.5), (0, 0, 0))
+    assert alone.size == photo.size and np.array_equal(np.asarray(alone)[10:20, 40:60], a[10:20, 40:60])
+    assert (np.asarray(alone)[30:] == 0).all()
+
+
+def test_occlusion_regions_are_the_peaks_of_the_map():
+    from slc.agent.reference import occlusion_regions
+
+    m = torch.zeros(6, 6)
+    m[1, 1], m[1, 2], m[4, 4] = 4.0, 2.0, 1.0  # two objects: top left (stronger) and bottom right
+    m[0, 5] = 0.05  # noise under the peak share
+    regions = occlusion_regions(m.flatten(), peak=0.1, radius=1)
+    assert sorted(r.cell for r in regions) == ["bottom right", "top left"]
+    top_left = next(r for r in regions if r.cell == "top left")
+    assert top_left.box == (0.0, 0.0, 3 / 6, 3 / 6)
+    assert top_left.centre == pytest.approx(((4 * 1.5 + 2 * 2.5) / 6 / 6, 1.5 / 6))  # weighted by the map
+    assert occlusion_regions(torch.zeros(36), peak=0.1, radius=1) == []
+    with pytest.raises(ValueError, match="square"):
+        occlusion_regions(torch.ones(10), peak=0.1, radius=1)
+
+
+@pytest.mark.parametrize("family", ["idefics3", "qwen2_vl", "qwen2_5_vl", "llava_onevision"])
+def test_every_family_locates_by_reference_photos(tiny_vlm_path, family, tmp_path):
+    """Locating by the head is family-agnostic (the image tokens of any family; the head untrained, so the
+    cell means nothing): with locate="always" every pair gets its region scores as evidence, a present one its
+    3x3 cell, in four vision passes (scoring, the references, the tile-blanked copies, the regions), whatever
+    the number of concepts; locate="never" adds none."""
+    from slc.agent.detection import ConceptQuery
+    from slc.agent.reference import CELLS
+    from slc.agent.small_vlm import SmallVLM
+    from slc.training.bank import write_reference_bank
+
+    model, processor = load_vlm(tiny_vlm_path(family), device="cpu", dtype="float32")
+    head = ReferenceHead(ReferenceHeadConfig(feature_dim=model.config.text_config.hidden_size, embed_dim=16,
+                                             hidden_dim=32, property_dim=4))
+    bank = write_reference_bank(tmp_path / "bank", model, processor, head, reference_threshold=-1e6)  # all present
+    vlm = SmallVLM.from_pretrained(bank.base_model, bank=bank, locate="always", locate_grid=3)
+    photos = _photos()
+    refs = []
+    for i, p in enumerate(photos[:2]):
+        refs.append(tmp_path / f"ref{i}.png")
+        p.save(refs[-1])
+    concepts = [ConceptQuery(name="a", reference_images=refs[:1]), ConceptQuery(name="b", reference_images=refs)]
+    passes = []
+    vlm.add_pass_hook(passes.append)
+    dets = vlm.detect(photos[1], concepts)
+    assert passes == ["forward"] * 4
+    assert any(d.status == "present" for d in dets)
+    for d in dets:
+        assert d.evidence.startswith("where") and d.raw_output is None
+        assert (d.location_absolute in CELLS) if d.status == "present" else d.location_absolute is None
+    passes.clear()
+    assert all(d.location_absolute is None for d in vlm.detect(photos[1], concepts, locate="never"))
+    assert passes == ["forward"]
