@@ -86,6 +86,20 @@ def bank_digest(bank: AdapterBank | None) -> str | None:
     return hashlib.sha256((Path(bank.root) / MANIFEST).read_bytes()).hexdigest()[:12]
 
 
+def _protocol_fields(protocol: Any) -> Config:
+    """A protocol's settings; a learned module among them (the reference head) as a digest of its weights, so
+    a retrained head changes the fingerprint and nothing unserializable reaches it."""
+    modules = {k for k, v in protocol if hasattr(v, "state_dict")}
+    out = json_safe(protocol.model_dump(mode="json", exclude=modules))
+    for k in sorted(modules):
+        h = hashlib.sha256()
+        for name, tensor in sorted(getattr(protocol, k).state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().float().numpy().tobytes())
+        out[k] = h.hexdigest()[:12]
+    return out
+
+
 def describe_small_vlm(vlm: SmallVLM) -> Config:
     """The small VLM as its answers depend on it: checkpoint, dtype, detector behaviour, the recognition
     protocol in force (with a bank's calibrated threshold), the bank, its prompt version, and the error
@@ -97,7 +111,7 @@ def describe_small_vlm(vlm: SmallVLM) -> Config:
         "model": str(vlm.model_id),
         "dtype": str(vlm.dtype),
         "detector": json_safe(vlm.config.model_dump(mode="json", exclude=_SPEED_ONLY)),
-        "recognition": {"protocol": protocol.name, **json_safe(protocol.model_dump(mode="json"))},
+        "recognition": {"protocol": protocol.name, **_protocol_fields(protocol)},
         "bank": bank_digest(vlm.bank),
         "prompt": prompts.SMALL_VLM_PROMPT_VERSION,
     }

@@ -126,3 +126,13 @@ def test_registration_reads_the_identity_off_the_photos(photos, monkeypatch, tin
     right = sum(identities[c.name].category == c.tree.root for c, _, _ in added)
     colours = sum(identities[c.name].attributes.get("colour") == c.tree.identity()["colour"] for c, _, _ in added)
     assert right >= 4 and colours >= 5, identities
+
+
+def test_an_eval_can_fingerprint_the_shipped_bank(vlm):
+    """`slc eval` fingerprints the small VLM (resume keys on it): the reference head is a weights digest, not an
+    unserializable module (every eval with a reference bank failed on it)."""
+    from slc.evals.fingerprint import describe_small_vlm
+
+    described = describe_small_vlm(vlm)
+    json.dumps(described)
+    assert described["recognition"]["protocol"] == "reference" and len(described["recognition"]["head"]) == 12
