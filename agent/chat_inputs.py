@@ -134,6 +134,34 @@ def chat_inputs(
     return inputs
 
 
+def conversation_inputs(
+    processor: ProcessorMixin,
+    conversations: Sequence[list[Message]],
+    images: Sequence[Sequence[Image]],
+    *,
+    answer: Sequence[str] | None = None,
+    padding_side: Literal["left", "right"] = "left",
+) -> BatchFeature:
+    """Model inputs for whole conversations in the chat-template form (system turn, text and image parts where
+    the messages put them: :func:`slc.agent.local_chat.messages_to_chat`), one list of images per
+    conversation; with ``answer``, the reply + end-of-sequence are appended and labelled as in
+    :func:`chat_inputs`. For training a model on the very prompts it is later served."""
+    if len(images) != len(conversations) or (answer is not None and len(answer) != len(conversations)):
+        raise ValueError("pass one list of images (and one answer) per conversation")
+    tokenizer = processor.tokenizer
+    prompts = [processor.apply_chat_template(list(c), add_generation_prompt=True, tokenize=False) for c in conversations]
+    answers = list(answer) if answer is not None else None
+    full = prompts if answers is None else [p + a + (tokenizer.eos_token or "") for p, a in zip(prompts, answers)]
+    per_sample = [list(i) for i in images]
+    call_kwargs: dict[str, object] = {"text": full, "return_tensors": "pt", "padding": True, "padding_side": padding_side}
+    if any(per_sample):
+        call_kwargs["images"] = per_sample
+    inputs = processor(**call_kwargs)
+    if answers is not None:
+        inputs["labels"] = _answer_labels(processor, inputs, answers, per_sample, prompts, call_kwargs)
+    return inputs
+
+
 def _as_image_list(images: ImagesArg) -> list[Image]:
     if images is None:
         return []
@@ -217,4 +245,4 @@ def _move(inputs: BatchFeature, device: torch.device | str | None, dtype: torch.
     return inputs
 
 
-__all__ = ["IGNORE_INDEX", "chat_inputs", "chat_messages", "chat_prompt"]
+__all__ = ["IGNORE_INDEX", "chat_inputs", "chat_messages", "chat_prompt", "conversation_inputs"]

@@ -47,6 +47,25 @@ def _cut(text: str, stop: list[str] | None) -> tuple[str, bool]:
     return (text[: min(ends)], True) if ends else (text, False)
 
 
+def messages_to_chat(messages: list[BaseMessage]) -> tuple[list[dict[str, object]], list[Image]]:
+    """LangChain messages -> (the chat-template conversation, its images in order), text and image parts kept
+    where the messages put them. One place, because the large role is TRAINED on exactly what it is later
+    served (:mod:`slc.training.large_role`)."""
+    chat: list[dict[str, object]] = []
+    images: list[Image] = []
+    for m in messages:
+        role = "system" if isinstance(m, SystemMessage) else "user" if isinstance(m, HumanMessage) else "assistant"
+        parts: list[dict[str, Any]] = []
+        for block in m.content_blocks:  # langchain-core's reading of every content shape
+            if block["type"] == "text":
+                parts.append({"type": "text", "text": block.get("text", "")})
+            elif block["type"] == "image":
+                images.append(_block_image(block))  # type: ignore[arg-type]
+                parts.append({"type": "image"})
+        chat.append({"role": role, "content": parts})
+    return chat, images
+
+
 class LocalChatVLM(BaseChatModel):
     """Greedy generation with a local image-text-to-text checkpoint, as a LangChain chat model."""
 
@@ -80,19 +99,7 @@ class LocalChatVLM(BaseChatModel):
             self._model, self._processor = load_vlm(self.model_path, device="cpu", dtype="float32")
 
     def _convert(self, messages: list[BaseMessage]) -> tuple[list[dict[str, object]], list[Image]]:
-        chat: list[dict[str, object]] = []
-        images: list[Image] = []
-        for m in messages:
-            role = "system" if isinstance(m, SystemMessage) else "user" if isinstance(m, HumanMessage) else "assistant"
-            parts: list[dict[str, Any]] = []
-            for block in m.content_blocks:  # langchain-core's reading of every content shape
-                if block["type"] == "text":
-                    parts.append({"type": "text", "text": block.get("text", "")})
-                elif block["type"] == "image":
-                    images.append(_block_image(block))  # type: ignore[arg-type]
-                    parts.append({"type": "image"})
-            chat.append({"role": role, "content": parts})
-        return chat, images
+        return messages_to_chat(messages)
 
     def _stream(
         self,
@@ -171,4 +178,4 @@ class LocalChatVLM(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-__all__ = ["LocalChatVLM"]
+__all__ = ["LocalChatVLM", "messages_to_chat"]

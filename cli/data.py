@@ -79,7 +79,7 @@ def generate(
 @app.command()
 def qa(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; a folder it wrote before is rewritten)."),
-    split: str = typer.Option("test", "--split", help="test (frozen, unseen concepts) or validation (for tuning)."),
+    split: str = typer.Option("test", "--split", help="test (frozen, unseen concepts), validation (for tuning) or train (training concepts, to train on)."),
     seed: int = typer.Option(0, "--seed", help="Seed: same seed and options give byte-identical files."),
     size: int = typer.Option(64, "--size", min=32, help="Image side in pixels (64: the shipped small VLM's)."),
     concepts: Optional[int] = typer.Option(

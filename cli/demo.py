@@ -1,19 +1,21 @@
-"""``slc demo``: the whole system end to end, offline, in a few minutes on 2 CPU cores.
+"""``slc demo``: the whole system end to end, offline, in about a minute on 2 CPU cores.
 
-What it does, in order (each step printed): build or reuse the local models under ``settings.models_dir``;
-serve the large role over the OpenAI API with ``transformers serve`` (or in-process with ``--in-process``);
-register three concept-world concepts (``slc.cat``: rendered images with exact ground truth) in a fresh
-memory under the demo folder; run a two-turn session through the full graph, printing what each node
-did (recall hits, detections with confidences, verdicts, loop-backs, answer) and appending every node
-event to a JSONL trace; then write a settings file (``slc.toml`` in the demo folder) pointing at the models
-it ran and the memory and session it filled, print the one command that continues the session offline
-(``SLC_CONFIG=... slc chat --thread demo``, the large role in-process), and check its own output. Every
-service comes from one :class:`~slc.graphs.services.ServiceFactory`, as in ``slc ask``.
+What it does, in order (each step printed): take the shipped trained models (the small VLM: the identity
+bank ``slc.training.bank.SHIPPED_IDENTITY_BANK``; the large role: ``slc.training.large_role.SHIPPED_LARGE_ROLE``;
+both trained on the concept world by the commands in their manifests); serve the large role over the OpenAI
+API with ``transformers serve`` (or in-process with ``--in-process``); register three concept-world concepts
+(held-out ones: neither model saw them) from three photos each in a fresh memory under the demo folder; ask
+about a query photo through the full graph, printing what each node did (recall hits, detections with
+confidences, verdicts, loop-backs, answer) and appending every node event to a JSONL trace; check the final
+report against the renderer's truth; then write a settings file (``slc.toml`` in the demo folder) pointing at
+the models it ran and the memory and session it filled, and print the one command that continues the session
+offline (``SLC_CONFIG=... slc chat --thread demo``, the large role in-process). Every service comes from one
+:class:`~slc.graphs.services.ServiceFactory`, as in ``slc ask``.
 
-The offline default is honest about itself: the small model and the image encoder are RANDOM tiny models
-and the large role is a tiny model taught one constant protocol reply (:mod:`slc.testing.protocol_vlm`),
-so the answers show the plumbing, not understanding, unless a trained adapter bank is configured or real
-checkpoints/endpoints are passed with ``--small-model/--large-model/--base-url``.
+What it means: both models know the concept world's rendered objects (shapes, colours, patterns, marks), not
+real photos, and the large role answers the benchmark's question forms (yes/no, multiple choice), not free
+chat. Recall by image uses the training-free object-histogram embedder (``SLC_IMAGE_ENCODER=object-histogram``).
+With ``--small-model/--large-model/--base-url`` the demo runs your own checkpoints or endpoint instead.
 """
 
 from __future__ import annotations
@@ -48,11 +50,19 @@ if TYPE_CHECKING:
 DEMO_MARKER = ".slc-demo"
 CONFIG_NAME = "slc.toml"
 THREAD = "demo"
-TURNS = (("Is <c001> in this photo?", True), ("What does <c000> look like?", False))
+#: (question, photo, concept asked about, is it truly in the photo): the query photo shows <c000>, not <c001>.
+TURNS = (("Is <c000> in this image?\nAnswer Yes or No.", "photo.png", "c000", True),
+         ("Is <c001> in this image?\nAnswer Yes or No.", "photo.png", "c001", False))
+#: The demo's concepts: held-out test concepts of the identity benchmark (split 0), which neither shipped model
+#: was trained on, registered as <c000>, <c001>, <c002>; the query photo shows the first one.
+DEMO_CONCEPTS = (0, 1, 2)
+PHOTO_FREE = {"position": "bottom left", "rotation": "30", "background": "pale green"}
+PHOTO_SEED = 7
 HONESTY = (
-    "Offline default: the small VLM and the image encoder are RANDOM tiny models built on this machine, and the "
-    "large role is a tiny model built to give one fixed protocol reply (verdict 'uncertain', so the reflection "
-    "loop runs). The answers below are NOT meaningful beyond the plumbing (every node, call and loop runs for real)."
+    "Offline default: the small VLM is the shipped identity bank and the large role the shipped concept-world "
+    "large role, both ~1 M-parameter models trained on this project's synthetic concept world (they know its "
+    "rendered objects, not real photos, and answer its question forms); the image encoder for recall by image is "
+    "the training-free object histogram. The concepts below are held out: neither model saw them in training."
 )
 
 
@@ -106,18 +116,16 @@ def _large_role(
             large = large.model_copy(update={"model": "default"})
         yield large, None, f"{large.model} at {large.base_url or 'its provider'}", large
         return
-    from slc.testing.protocol_vlm import build_protocol_vlm
+    from slc.training.large_role import shipped_large_role
 
-    t = time.perf_counter()
-    with console.status("building the demo's large-role model (first run only, ~1-2 min on 2 cores)..."):
-        path = build_protocol_vlm(models_dir / "demo-protocol-vlm")
-    console.print(f"large role: tiny protocol model at {path} ({time.perf_counter() - t:.1f}s)")
-    large = settings.large.model_copy(update={"model": str(path), "max_tokens": 96, "max_retries": 0, "timeout_s": 120})
+    path = shipped_large_role()
+    console.print(f"large role: the shipped concept-world large role at {path}")
+    large = settings.large.model_copy(update={"model": str(path), "max_tokens": 48, "max_retries": 0, "timeout_s": 120})
     kept = large.model_copy(update={"model": f"{LOCAL_PREFIX}{path}", "base_url": None})
     if in_process:
         from slc.agent.local_chat import LocalChatVLM
 
-        yield large, LocalChatVLM(model=str(path), max_tokens=96), "in-process (LocalChatVLM)", kept
+        yield large, LocalChatVLM(model=str(path), max_tokens=48), "in-process (LocalChatVLM)", kept
         return
     from slc.agent.large_vlm import serve_local
 
@@ -147,44 +155,45 @@ def write_config(path: Path, settings: Settings) -> Path:
              "# (SLC_* variables you set still take precedence over this file.)",
              f"data_dir = {toml(settings.data_dir)}", f"image_encoder = {toml(settings.image_encoder)}",
              f"reflection_rounds = {settings.reflection_rounds}", "", "[small]",
-             f"model = {toml(settings.small.model)}", f"max_new_tokens = {settings.small.max_new_tokens}", "", "[large]",
+             *(f"{k} = {toml(v)}" for k, v in (("model", settings.small.model), ("adapter_bank", settings.small.adapter_bank))
+               if v is not None),
+             f"max_new_tokens = {settings.small.max_new_tokens}", f"locate = {toml(settings.small.locate)}", "", "[large]",
              *(f"{k} = {toml(v)}" for k, v in large.items() if v is not None)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def register_samples(services: ServiceFactory, n: int = 3, seed: int = 0) -> tuple[list[Concept], ConceptWorld]:
-    """Register ``n`` concept-world concepts (2 rendered reference images each) as a user would: the identity
-    comes from the small VLM reading the photos (:func:`~slc.graphs.registration.register_concept`), never
-    from the renderer; the concept tree is kept for CaT. Returns (concepts, world)."""
-    from slc.cat.render import render
-    from slc.cat.world import make_world
+def register_samples(services: ServiceFactory, n: int = 3) -> tuple[list[Concept], list[Any]]:
+    """Register ``n`` held-out concept-world concepts as <c000>, <c001>... from three photos each, as a user
+    would: the identity comes from the small VLM reading the photos
+    (:func:`~slc.graphs.registration.register_concept`), never from the renderer (nor its concept tree).
+    Returns (concepts, the world concepts they show)."""
     from slc.graphs.registration import register_concept
+    from slc.training.identity_data import make_split, registration_photos
 
-    world = make_world(n, seed=seed)
-    out = []
-    for i, wc in enumerate(world):
-        refs = [render(wc.tree, {"position": pos, "background": bg}, size=96, seed=seed + 10 * i + k)
-                for k, (pos, bg) in enumerate((("center", "white"), ("top left", "pale blue")))]
-        out.append(register_concept(services, wc.name, refs, description=wc.description, tree=wc.tree.to_dict()))
-    return out, world
+    test = make_split(0).test
+    shown = [test[i] for i in DEMO_CONCEPTS[:n]]
+    out = [register_concept(services, f"c{i:03d}", registration_photos(wc, 64, seed=i)) for i, wc in enumerate(shown)]
+    return out, shown
 
 
-def _session(console: Console, services: ServiceFactory, root: Path) -> tuple[list[Turn], list[BaseMessage], Path]:
-    """Sample concepts in memory, the small VLM, then the two-turn session with every node event traced."""
+def _session(console: Console, services: ServiceFactory, root: Path) -> tuple[list[Turn], list[BaseMessage], Path, list[str]]:
+    """Sample concepts in memory, the small VLM, then the session with every node event traced; returns the
+    turns, the session's messages, the trace file and the check lines (final report vs. the renderer's truth)."""
     from slc.cat.render import render
     from slc.graphs.sessions import open_graph
     from slc.graphs.turns import JsonlTrace, run_turn
 
     t = time.perf_counter()
     with console.status("registering sample concepts..."):
-        concepts, world = register_samples(services)
-    console.print(table(f"sample concepts (CaT concept world), registered in {time.perf_counter() - t:.1f}s",
-                        ("concept", "category", "description", "images"),
-                        ((c.token, c.category or "", c.description, str(len(c.images))) for c in concepts)))
+        concepts, shown = register_samples(services)
+    console.print(table(f"sample concepts (held-out concept-world instances), registered in {time.perf_counter() - t:.1f}s",
+                        ("concept", "category (read off its photos)", "attributes", "images"),
+                        ((c.token, c.category or "", ", ".join(f"{k}: {v}" for k, v in (c.identity.attributes if c.identity else {}).items()),
+                          str(len(c.images))) for c in concepts)))
     photo = root / "photo.png"
-    render(world.get("c000").tree, {"position": "bottom left", "background": "beige", "clutter": "few"}, size=96, seed=7).save(photo)
-    console.print(f"query photo: {photo} (shows <c000> at the bottom left; <c001> is NOT in it)")
+    render(shown[0].tree, PHOTO_FREE, size=64, seed=PHOTO_SEED).save(photo)
+    console.print(f"query photo: {photo} (shows <c000> at the {PHOTO_FREE['position']}; <c001> is NOT in it)")
     t = time.perf_counter()
     with console.status("loading the small VLM..."):
         services.small_vlm()
@@ -197,17 +206,23 @@ def _session(console: Console, services: ServiceFactory, root: Path) -> tuple[li
         for line in format_event(ev):
             console.print(line, highlight=False, markup=False)
 
-    turns = []
+    turns, checks = [], []
     with open_graph(services=services) as graph:
-        for i, (question, with_photo) in enumerate(TURNS, 1):
-            console.rule(f"turn {i}: {question}" + (f"  [photo {photo.name}]" if with_photo else ""))
-            turn = run_turn(graph, question, str(photo) if with_photo else None, thread_id=THREAD,
+        for i, (question, photo_name, concept, truth) in enumerate(TURNS, 1):
+            console.rule(f"turn {i}: {question.splitlines()[0]}" + (f"  [photo {photo_name}]" if photo_name else ""))
+            turn = run_turn(graph, question, str(root / photo_name) if photo_name else None, thread_id=THREAD,
                             settings=services.settings, on_event=on_event)
             console.print(f"turn {i}: {turn.result.large_vlm_calls} large-VLM call(s), {turn.loop_backs} loop-back(s), "
                           f"{turn.seconds:.1f}s")
             turns.append(turn)
+            got = next((f.present for f in turn.result.final if f.concept == concept), "missing")
+            want = "true" if truth else "false"
+            checks.append(f"check: <{concept}> present={got} (truth: {want}, it is {'' if truth else 'NOT '}in the photo): "
+                          f"{'yes' if got == want else 'NO'}")
+            answer, right = turn.result.answer.text.strip(), "Yes" if truth else "No"
+            checks.append(f"check: turn {i} answer {answer!r} (right answer: {right!r}): {'yes' if answer == right else 'NO'}")
         history = graph.get_state({"configurable": {"thread_id": THREAD}}).values.get("messages", [])
-    return turns, history, trace_path
+    return turns, history, trace_path, checks
 
 
 def run_demo(
@@ -219,37 +234,35 @@ def run_demo(
     demo_dir: Path | None = None,
     console: Console | None = None,
 ) -> bool:
-    """Run the demo; True when it showed everything it promises (for the offline default: a loop-back)."""
+    """Run the demo; True when it showed everything it promises (every final report matches the truth when
+    the small VLM and the large role are the shipped trained ones)."""
     from slc.agent.settings import get_settings
     from slc.graphs.services import ServiceFactory
     from slc.graphs.tracing import tracing_enabled
-    from slc.testing import build_tiny_clip, build_tiny_vlm
+    from slc.training.bank import SHIPPED_IDENTITY_BANK
 
     console = console or Console()
     t_start = time.perf_counter()
     base = get_settings()
     models_dir = base.models_dir
-    offline_default = not (small_model or large_model or base_url)
     root = _fresh_dir(Path(demo_dir or base.data_dir / "demo").expanduser().resolve())
     console.rule("slc demo")
-    bank = base.small.adapter_bank
-    if offline_default:
+    shipped_small = not (small_model or base.small.model or base.small.adapter_bank)
+    shipped_large = not (large_model or base_url)
+    if shipped_small and shipped_large:
         console.print(f"[yellow]{HONESTY}[/yellow]")
-    if bank:
-        console.print(f"A trained adapter bank is configured ({bank}): the small VLM's detections come from it.")
-    elif small_model is None:
-        console.print("No trained adapter bank (settings.small.adapter_bank): the small VLM is the random tiny model.")
 
-    # 1. models (built once, reused from models_dir)
+    # 1. models: the shipped trained ones unless configured or given
     t = time.perf_counter()
-    with console.status("building / reusing the tiny local models..."):
-        small_path = small_model or base.small.model or str(build_tiny_vlm("idefics3", models_dir / "tiny-vlm-idefics3", seed=0))
-        encoder = base.image_encoder or str(build_tiny_clip(models_dir / "tiny-clip", seed=0))
-    console.print(f"small VLM: {small_path}\nimage encoder: {encoder}  ({time.perf_counter() - t:.1f}s)")
-    settings = base.model_copy(update={
-        "data_dir": root, "image_encoder": encoder, "reflection_rounds": 1,
-        "small": base.small.model_copy(update={"model": small_path, "max_new_tokens": 32 if offline_default else base.small.max_new_tokens}),
-    })
+    # recall by image: the configured encoder, else the training-free object histogram (no model to build)
+    encoder = base.image_encoder or "object-histogram"
+    # the shipped bank decides by its reference head; its language path was never taught the detection JSON
+    small = base.small.model_copy(update={"model": small_model, "adapter_bank": None} if small_model else
+                                  {"adapter_bank": SHIPPED_IDENTITY_BANK, "locate": "never"} if shipped_small else {})
+    console.print(f"small VLM: {small.model or ''}{' + ' if small.model and small.adapter_bank else ''}"
+                  f"{('bank ' + str(small.adapter_bank)) if small.adapter_bank else ''}"
+                  f"\nimage encoder: {encoder}  ({time.perf_counter() - t:.1f}s)")
+    settings = base.model_copy(update={"data_dir": root, "image_encoder": encoder, "reflection_rounds": 1, "small": small})
 
     # 2. the large role, then every service from one factory (3. memory + small VLM, 4. the session)
     with _large_role(console, settings, large_model=large_model, base_url=base_url, in_process=in_process,
@@ -258,7 +271,7 @@ def run_demo(
         services = ServiceFactory(settings, large_vlm=large)
         try:
             services.large_vlm()  # built (and its endpoint checked) before anything else runs
-            turns, history, trace_path = _session(console, services, root)
+            turns, history, trace_path, checks = _session(console, services, root)
         finally:
             services.close()  # embedded Chroma caches its system per path; a later demo in this process starts clean
 
@@ -279,17 +292,14 @@ def run_demo(
     console.print("LangSmith: " + ("on (project from LANGSMITH_PROJECT / settings.tracing.project), images redacted"
                                    if tracing_enabled(settings) else "off (set LANGSMITH_TRACING=true and LANGSMITH_API_KEY to send traces)"))
     console.print(f"concept memory: {settings.chroma_path}")
-    answered = len(turns) == 2 and all(t.result.answer.text for t in turns) and len(history) == 4
-    console.print(f"check: two turns answered, session holds {len(history)} messages: {'yes' if answered else 'NO'}")
-    if offline_default:
-        console.print(f"check: reflection loop-back happened: {'yes' if loops else 'NO'} ({loops})")
-    else:
-        console.print(f"reflection loop-backs: {loops}")
-    ok = answered and (loops >= 1 or not offline_default)
-    if offline_default:
-        console.print("[yellow]Reminder: tiny local models: answers are not meaningful beyond the plumbing.[/yellow]")
+    answered = len(turns) == len(TURNS) and all(t.result.answer.text for t in turns) and len(history) == 2 * len(TURNS)
+    console.print(f"check: {len(TURNS)} turns answered, session holds {len(history)} messages: {'yes' if answered else 'NO'}")
+    console.print(f"reflection: {loops} loop-back(s), {sum(t.result.large_vlm_calls for t in turns)} large-VLM call(s)")
+    for line in checks:
+        console.print(line, highlight=False, markup=False)
+    correct = all(line.endswith("yes") for line in checks)
     console.print(f"demo wall time: {time.perf_counter() - t_start:.1f}s")
-    return ok
+    return answered and (correct or not (shipped_small and shipped_large))
 
 
 @cli_errors

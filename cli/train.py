@@ -172,3 +172,25 @@ def identity(
     run_benchmark(cfg)
     typer.echo((out / "results.md").read_text())
     typer.echo(f"results: {out / 'results.json'}" + (f"\nbank: {bank} (SLC_SMALL__ADAPTER_BANK={bank})" if bank else ""))
+
+
+@app.command("large-role")
+def large_role(
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write (replaced when it exists)."),
+    steps: int = typer.Option(1200, min=1, help="Training steps (the step count, not the clock, makes a run reproducible)."),
+    minutes: float = typer.Option(120.0, min=0.1, help="CPU-minute cap (training stops at whichever comes first)."),
+    seed: int = typer.Option(0),
+    eval_every: int = typer.Option(0, min=0, help="Score 48 validation rows every N steps (0: only at the end)."),
+    threads: int = typer.Option(1, min=1, help="torch threads (1 wastes least CPU on a shared machine)."),
+) -> None:
+    """Train the concept world's large role: a tiny VLM that verifies claims and answers in the graph's protocol.
+
+    It learns on the identity benchmark's training concepts only; the scores printed are on validation concepts.
+    Serve it with `transformers serve` or use it in-process as SLC_LARGE__MODEL=local:<out>."""
+    from slc.training.large_role import LargeRoleConfig, build_large_role
+
+    cfg = LargeRoleConfig(max_steps=steps, budget_cpu_s=minutes * 60, seed=seed, torch_threads=threads)
+    manifest = build_large_role(out, cfg, eval_every=eval_every, log=typer.echo)
+    typer.echo(json.dumps({"run": {k: manifest["run"][k] for k in ("steps", "rows", "cpu_s", "wall_s")},
+                           "validation": manifest["validation"]}, indent=1))
+    typer.echo(f"large role: {out} (SLC_LARGE__MODEL=local:{out})")

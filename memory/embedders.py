@@ -301,11 +301,12 @@ _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_image_embedder(settings: "Settings | None" = None) -> HFImageEmbedder:
+def get_image_embedder(settings: "Settings | None" = None) -> ImageEmbedder:
     """The image embedder the settings ask for, loaded once per process.
 
     No default: an image encoder is a real model the user chooses (a random test model would make image
-    recall silently meaningless). Callers ask for it only when an image must be embedded, so a memory
+    recall silently meaningless): an HF image encoder id or folder, or ``object-histogram`` (training-free,
+    for the concept world's rendered objects; see :func:`embedder_named`). Callers ask for it only when an image must be embedded, so a memory
     without one still serves names and descriptions."""
     from slc.agent.settings import get_settings
 
@@ -316,11 +317,7 @@ def get_image_embedder(settings: "Settings | None" = None) -> HFImageEmbedder:
             "(e.g. openai/clip-vit-base-patch32) or a local checkpoint folder, or run `slc demo`, "
             "which builds offline tiny models"
         )
-    key = ("image", settings.image_encoder, settings.embedding_device)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = HFImageEmbedder(settings.image_encoder, device=settings.embedding_device)
-        return _CACHE[key]
+    return embedder_named(settings.image_encoder, settings.embedding_device)
 
 
 def embedder_named(name: str, device: str = "cpu") -> ImageEmbedder:

@@ -71,8 +71,8 @@ NEGATIVE_KINDS = ("one-attribute", "twin", "other-category", "another-concept")
 POSITIVES = 4
 
 _ACCESSORY_COLOUR_WORDS = {"charcoal": "black", "maroon": "dark red", "navy": "dark blue", "forest": "dark green"}
-_ACCESSORY_WORDS = {"none": "nothing", "hat": "a hat", "bowtie": "a bowtie", "antenna": "an antenna"}
-_PATTERN_WORDS = {"solid": "no pattern (plain)", "striped": "stripes", "dotted": "dots", "checkered": "checks"}
+ACCESSORY_WORDS = {"none": "nothing", "hat": "a hat", "bowtie": "a bowtie", "antenna": "an antenna"}
+PATTERN_WORDS = {"solid": "no pattern (plain)", "striped": "stripes", "dotted": "dots", "checkered": "checks"}
 _SIDES = ("top", "right", "bottom", "left")
 _SIDE_CELLS = ("left", "right", "top left", "top right", "bottom left", "bottom right")
 
@@ -80,7 +80,9 @@ _SIDE_CELLS = ("left", "right", "top left", "top right", "bottom left", "bottom 
 class QAConfig(BaseModel):
     """What ``slc data qa`` generates (every field is in the manifest and in the command that regenerates it)."""
 
-    split: Literal["test", "validation"] = "test"
+    split: Literal["test", "validation", "train"] = Field(default="test", description=(
+        "test: the frozen held-out concepts; validation: held-out concepts for tuning; train: concepts the shipped "
+        "models trained on (for training a model on the benchmark's question forms, e.g. the large role)"))
     seed: int = 0
     size: int = Field(default=64, ge=32)
     concepts: int = Field(default=DEFAULT_CONCEPTS, ge=2, description="The first N concepts of the split.")
@@ -273,12 +275,22 @@ class _Build:
         _write_json(self.w.out / rel, data)
 
 
+def split_concepts(split: str) -> list[WorldConcept]:
+    """The concepts of a split: split 0's held-out test or validation concepts, or the training concepts (those no
+    identity-benchmark split holds out: :func:`slc.training.identity_benchmark.training_split`)."""
+    if split == "train":
+        from slc.training.identity_benchmark import training_split
+
+        return training_split([make_split(0), make_split(1)]).train
+    held = make_split(0)
+    return held.test if split == "test" else held.validation
+
+
 def generate_qa(out: Path, config: QAConfig | None = None) -> QAResult:
     """Write the benchmark folder (see the module docstring); same config -> byte-identical files."""
     config = config or QAConfig()
     out = Path(out)
-    split = make_split(0)
-    pool = split.test if config.split == "test" else split.validation
+    pool = split_concepts(config.split)
     if config.concepts > len(pool):
         raise ValueError(f"the {config.split} split has {len(pool)} concepts; asked for {config.concepts}")
     _prepare(out)
@@ -403,8 +415,8 @@ def _text_qa(b: _Build) -> None:
         asks = [
             ("shape", "What shape is sks?", c.tree.root, list(W.SHAPES)),
             ("colour", "What colour is sks?", ident["colour"], list(W.PALETTE)),
-            ("pattern", "What pattern does sks have?", _PATTERN_WORDS[ident["pattern"]], [*_PATTERN_WORDS.values()]),
-            ("accessory", "What is sks wearing?", _ACCESSORY_WORDS[ident["accessory"]], [*_ACCESSORY_WORDS.values()]),
+            ("pattern", "What pattern does sks have?", PATTERN_WORDS[ident["pattern"]], [*PATTERN_WORDS.values()]),
+            ("accessory", "What is sks wearing?", ACCESSORY_WORDS[ident["accessory"]], [*ACCESSORY_WORDS.values()]),
         ]
         text[c.name] = {}
         for j, (kind, question, correct, vocab) in enumerate(asks):
@@ -480,7 +492,9 @@ def _manifest(config: QAConfig, b: _Build) -> dict[str, Any]:
         "generator": GENERATOR, "version": VERSION, "seed": config.seed, "split": config.split, "size": config.size,
         "command": config.command(),
         "source": (f"held-out concepts of the identity benchmark's split 0 (slc.training.identity_data.make_split(0)."
-                   f"{config.split}, the first {config.concepts}); the shipped small VLM never trained on them"),
+                   f"{config.split}, the first {config.concepts}); the shipped small VLM never trained on them"
+                   if config.split != "train" else f"the first {config.concepts} TRAINING concepts of the identity "
+                   "benchmark (slc.training.identity_benchmark.training_split): for training, never for scores"),
         "descriptions": ("none written: the Yo'LLaVA and MC-LLaVA layouts carry photos only, so a registered concept's "
                          "identity is what the pipeline reads off its photos. The truth below (category, vocabulary "
                          "attributes, instance leaves) is for scoring only, never shown to a model"),
