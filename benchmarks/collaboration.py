@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N items per benchmark (a quick check)")
     ap.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--locate", default=None, help="SLC_SMALL__LOCATE for the small VLM (default: the settings' auto)")
     args = ap.parse_args()
 
     from slc.training.bank import SHIPPED_IDENTITY_BANK
@@ -75,9 +76,10 @@ def main() -> None:
     large = (args.large_role or shipped_large_role()).resolve()
     env = {**os.environ, "SLC_SMALL__ADAPTER_BANK": str(SHIPPED_IDENTITY_BANK), "SLC_LARGE__MODEL": f"local:{large}",
            "SLC_LARGE__MAX_TOKENS": "48", "SLC_IMAGE_ENCODER": "object-histogram", "SLC_DATA_DIR": str(out / "data"),
-           "SLC_REFLECTION_ROUNDS": "1",
-           "SLC_SMALL__LOCATE": "never"}  # the shipped bank's language path was never taught the detection JSON
+           "SLC_REFLECTION_ROUNDS": "1"}
     env.pop("SLC_SMALL__MODEL", None)
+    if args.locate:
+        env["SLC_SMALL__LOCATE"] = args.locate
     slc = [sys.executable, "-m", "slc.cli"]
     qa = out / "qa"
     _run([*slc, "data", "qa", "--out", str(qa)], env, log)

@@ -256,9 +256,9 @@ def run_demo(
     t = time.perf_counter()
     # recall by image: the configured encoder, else the training-free object histogram (no model to build)
     encoder = base.image_encoder or "object-histogram"
-    # the shipped bank decides by its reference head; its language path was never taught the detection JSON
+    # the shipped bank decides by its reference head and locates with it (no generation)
     small = base.small.model_copy(update={"model": small_model, "adapter_bank": None} if small_model else
-                                  {"adapter_bank": SHIPPED_IDENTITY_BANK, "locate": "never"} if shipped_small else {})
+                                  {"adapter_bank": SHIPPED_IDENTITY_BANK} if shipped_small else {})
     console.print(f"small VLM: {small.model or ''}{' + ' if small.model and small.adapter_bank else ''}"
                   f"{('bank ' + str(small.adapter_bank)) if small.adapter_bank else ''}"
                   f"\nimage encoder: {encoder}  ({time.perf_counter() - t:.1f}s)")

@@ -182,6 +182,7 @@ def large_role(
     seed: int = typer.Option(0),
     eval_every: int = typer.Option(0, min=0, help="Score 48 validation rows every N steps (0: only at the end)."),
     threads: int = typer.Option(1, min=1, help="torch threads (1 wastes least CPU on a shared machine)."),
+    init: Optional[Path] = typer.Option(None, help="Continue training this large-role checkpoint (e.g. the shipped one)."),
 ) -> None:
     """Train the concept world's large role: a tiny VLM that verifies claims and answers in the graph's protocol.
 
@@ -189,7 +190,8 @@ def large_role(
     Serve it with `transformers serve` or use it in-process as SLC_LARGE__MODEL=local:<out>."""
     from slc.training.large_role import LargeRoleConfig, build_large_role
 
-    cfg = LargeRoleConfig(max_steps=steps, budget_cpu_s=minutes * 60, seed=seed, torch_threads=threads)
+    cfg = LargeRoleConfig(max_steps=steps, budget_cpu_s=minutes * 60, seed=seed, torch_threads=threads,
+                          init=str(init.resolve()) if init else None)
     manifest = build_large_role(out, cfg, eval_every=eval_every, log=typer.echo)
     typer.echo(json.dumps({"run": {k: manifest["run"][k] for k in ("steps", "rows", "cpu_s", "wall_s")},
                            "validation": manifest["validation"]}, indent=1))

@@ -116,6 +116,9 @@ class LargeRoleConfig(BaseModel):
         "learn fast, as in identity training; the head is not part of the checkpoint."))
     scene_share: float = Field(default=0.2, ge=0, le=1, description="Share of rows that verify claims about CaT scenes.")
     train_concepts: int = Field(default=300, ge=2, description="Training concepts in the training QA folder.")
+    init: str | None = Field(default=None, description=(
+        "Continue from this large-role checkpoint (its tokenizer already has the protocol tokens) instead of a "
+        "from-scratch model."))
     seed: int = 0
     torch_threads: int | None = Field(default=None, ge=1)
 
@@ -514,7 +517,14 @@ def build_large_role(out_dir: str | Path, cfg: LargeRoleConfig, *, n_eval: int =
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        model, processor = build_base(tmp / "init", cfg)
+        before = None
+        if cfg.init:
+            from slc.agent.loading import load_vlm
+
+            model, processor = load_vlm(str(cfg.init), device="cpu", dtype="float32")
+            before = json.loads((Path(cfg.init) / MANIFEST).read_text())
+        else:
+            model, processor = build_base(tmp / "init", cfg)
         train_qa, val_qa = qa_folders(tmp, cfg, log)
         train_pool, val_pool = scene_pools(cfg)
 
@@ -527,8 +537,12 @@ def build_large_role(out_dir: str | Path, cfg: LargeRoleConfig, *, n_eval: int =
         final = tmp / "model"
         model.save_pretrained(final)
         processor.save_pretrained(final)
-        manifest = {"version": VERSION, "command": f"slc train large-role --out <folder> --steps {cfg.max_steps} "
-                    f"--seed {cfg.seed}", "config": cfg.model_dump(), "run": run.model_dump(), "validation": scores,
+        command = f"slc train large-role --out <folder> --steps {cfg.max_steps} --seed {cfg.seed}"
+        if before is not None:  # the chain of commands that reproduces it, oldest first
+            command = f"{before['command']}  THEN  {command} --init <that folder>"
+        manifest = {"version": VERSION, "command": command, "config": cfg.model_dump(), "run": run.model_dump(),
+                    "validation": scores, "continued_from": ({"command": before["command"], "run": before["run"],
+                                                              "validation": before["validation"]} if before else None),
                     "prompts": prompt_versions(), "parameters": sum(p.numel() for p in model.parameters()),
                     "trained_on": "the identity benchmark's training concepts only (QA folder --split train + CaT "
                                   "scenes); validation: split 0's validation concepts; never the test concepts"}

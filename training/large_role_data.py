@@ -248,8 +248,19 @@ def rows_from_folder(folder: QAFolder, seed: int, *, references: int = 2,
                 yield msgs, answer_reply(_facts_reply(item, folder.concepts)), meta
                 continue
             photo = image_part(_photo(folder, rel), 1024)
-            small_acc = rng.uniform(0.55, 0.95)
+            # verification is taught on claims that are wrong almost as often as right (else "agree" is learnt);
+            # the answer call on the usual mix
+            small_acc = rng.uniform(0.35, 0.8) if shape == "verify" else rng.uniform(0.55, 0.95)
+            # other concepts recall brings along by image (the graph detects every candidate, in recall's order)
+            others = [n for n in folder.concepts if n not in cands]
+            for n in rng.sample(others, k=min(len(others), rng.choice([0, 0, 1, 2, 3]))):
+                cands[n] = Candidate(concept=folder.concepts[n], score=round(rng.uniform(0.8, 1.0), 2), matched_by=["image"])
+            if rng.random() < 0.5:
+                cands = dict(rng.sample(list(cands.items()), k=len(cands)))
             dets = _claims(folder, rel, list(cands), rng, small_acc)
+            if shape in ("verify", "paper-verify"):  # the graph verifies present claims and the asked concepts' claims
+                asked = set(item.concepts)
+                dets = [d for d in dets if d.status == "present" or d.concept in asked] or dets[:1]
             if shape == "verify":
                 claims = prompting.make_claims(dets, cands)
                 msgs = prompting.verify_messages(claims, photo, {c.id: ref_parts(c.concept) for c in claims} if references else {})
