@@ -201,9 +201,10 @@ def _facts_reply(item: Any, concepts: dict[str, Any]) -> str:
     return item.answer
 
 
-def rows_from_folder(folder: QAFolder, seed: int, *, references: int = 2,
-                     shapes: dict[str, float] | None = None) -> Iterator[tuple[list[Any], str, dict[str, Any]]]:
-    """Endless (messages, reply, meta) rows over the folder's items, each in one mode shape (``SHAPES``)."""
+def rows_from_folder(folder: QAFolder, seed: int, *, references: int = 2, shapes: dict[str, float] | None = None,
+                     distractors: bool = True) -> Iterator[tuple[list[Any], str, dict[str, Any]]]:
+    """Endless (messages, reply, meta) rows over the folder's items, each in one mode shape (``SHAPES``);
+    ``distractors``: the graph's calls also carry other concepts recall brought along (0-3, random order)."""
     from slc.agent.large_vlm import image_part
     from slc.evals.predictors import ChatModelPredictor, render_prompt
     from slc.graphs import prompting
@@ -253,7 +254,7 @@ def rows_from_folder(folder: QAFolder, seed: int, *, references: int = 2,
             small_acc = rng.uniform(0.35, 0.8) if shape == "verify" else rng.uniform(0.55, 0.95)
             # other concepts recall brings along by image (the graph detects every candidate, in recall's order)
             others = [n for n in folder.concepts if n not in cands]
-            for n in rng.sample(others, k=min(len(others), rng.choice([0, 0, 1, 2, 3]))):
+            for n in rng.sample(others, k=min(len(others), rng.choice([0, 0, 1, 2, 3]) if distractors else 0)):
                 cands[n] = Candidate(concept=folder.concepts[n], score=round(rng.uniform(0.8, 1.0), 2), matched_by=["image"])
             if rng.random() < 0.5:
                 cands = dict(rng.sample(list(cands.items()), k=len(cands)))
