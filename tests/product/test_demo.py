@@ -43,10 +43,13 @@ def test_demo_in_process_gives_the_true_verdicts(run_cli, shipped_env, tmp_path)
     finals = [f for e in events if e["node"] == "reason" for f in e["final"]]
     assert {(f["concept"], f["present"]) for f in finals} == {("c000", "true"), ("c001", "false")}
     assert (tmp_path / "demo" / "sessions.sqlite").is_file()
-    # a second run starts from a fresh demo folder and gives the same trace
+    # a second run starts from a fresh demo folder (its trace holds only its own two turns). Whether a turn loops
+    # back can differ between runs: each verification call carries a fresh random fence nonce, and the tiny large
+    # role's verdict on a right claim is not stable under it (docs/COLLABORATION.md)
     r2 = run_cli("demo", "--in-process", "--dir", str(tmp_path / "demo"))
     assert r2.exit_code == 0, r2.output
-    assert len((tmp_path / "demo" / "trace.jsonl").read_text().splitlines()) == len(events)
+    again = [json.loads(line)["node"] for line in (tmp_path / "demo" / "trace.jsonl").read_text().splitlines()]
+    assert again.count("recall") == 2 and again.count("reason") == 2
 
 
 def test_demo_refuses_a_folder_it_did_not_make(run_cli, env, tmp_path):
