@@ -104,7 +104,6 @@ def format_event(ev: dict[str, Any]) -> list[str]:
 @contextlib.contextmanager
 def _large_role(
     console: Console, settings: Settings, *, large_model: str | None, base_url: str | None, in_process: bool,
-    models_dir: Path,
 ) -> Iterator[tuple[LargeVLMSettings, BaseChatModel | None, str, LargeVLMSettings]]:
     """(large settings, an in-process chat model or None, description, the large settings to keep after the
     demo) for the large role, served for the duration of the block; with None the service factory builds the
@@ -244,7 +243,6 @@ def run_demo(
     console = console or Console()
     t_start = time.perf_counter()
     base = get_settings()
-    models_dir = base.models_dir
     root = _fresh_dir(Path(demo_dir or base.data_dir / "demo").expanduser().resolve())
     console.rule("slc demo")
     shipped_small = not (small_model or base.small.model or base.small.adapter_bank)
@@ -265,8 +263,8 @@ def run_demo(
     settings = base.model_copy(update={"data_dir": root, "image_encoder": encoder, "reflection_rounds": 1, "small": small})
 
     # 2. the large role, then every service from one factory (3. memory + small VLM, 4. the session)
-    with _large_role(console, settings, large_model=large_model, base_url=base_url, in_process=in_process,
-                     models_dir=models_dir) as (large_settings, large, where, kept_large):
+    with _large_role(console, settings, large_model=large_model, base_url=base_url, in_process=in_process) as (
+            large_settings, large, where, kept_large):
         settings = settings.model_copy(update={"large": large_settings})
         services = ServiceFactory(settings, large_vlm=large)
         try:

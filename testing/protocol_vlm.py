@@ -18,8 +18,6 @@ judgements: it demonstrates the protocol and the plumbing, nothing else.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from slc.agent.errors import SLCError
@@ -68,6 +66,7 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
 
     from slc.agent.local_chat import LocalChatVLM
     from slc.testing.tiny_vlms import build_tiny_vlm
+    from slc.training.scratch import building_folder, move_into_place
 
     out = Path(out_dir).expanduser().resolve()
     expected = {"version": VERSION, "seed": seed, "reply": PROTOCOL_REPLY}
@@ -78,9 +77,7 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
                 return out
         except ValueError:
             pass
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    with building_folder(out) as tmp:
         base = build_tiny_vlm("idefics3", tmp / "base", seed=seed)
         chat = LocalChatVLM(model_path=str(base), max_tokens=8)
         chat._load()
@@ -123,12 +120,8 @@ def build_protocol_vlm(out_dir: str | Path, *, seed: int = 0, max_steps: int = 2
         model.save_pretrained(final)
         proc.save_pretrained(final)
         (final / MARKER).write_text(json.dumps(expected))
-        if out.exists():
-            shutil.rmtree(out)
-        final.rename(out)
-        return out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        move_into_place(final, out)
+    return out
 
 
 __all__ = ["PROTOCOL_REPLY", "build_protocol_vlm", "reply_ok"]

@@ -510,13 +510,10 @@ def build_large_role(out_dir: str | Path, cfg: LargeRoleConfig, *, n_eval: int =
     """Build, train, evaluate on validation concepts and save the large role in ``out_dir`` (a checkpoint any
     runtime loads: ``transformers serve``, :class:`~slc.agent.local_chat.LocalChatVLM`); returns the manifest.
     Written to a temporary sibling and renamed into place, so the folder is complete or absent."""
-    import shutil
-    import tempfile
+    from slc.training.scratch import building_folder, move_into_place
 
     out = Path(out_dir).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    with building_folder(out) as tmp:
         before = None
         if cfg.init:
             from slc.agent.loading import load_vlm
@@ -528,12 +525,12 @@ def build_large_role(out_dir: str | Path, cfg: LargeRoleConfig, *, n_eval: int =
         train_qa, val_qa = qa_folders(tmp, cfg, log)
         train_pool, val_pool = scene_pools(cfg)
 
-        def validation(n: int, seed: int) -> Iterator[tuple[list[Any], str, dict[str, Any]]]:
+        def validation(seed: int) -> Iterator[tuple[list[Any], str, dict[str, Any]]]:
             return rows(val_pool, val_qa, cfg, 10_000 + seed)
 
-        probe = (lambda m, p: {"validation": evaluate(m, p, validation(48, 0), n=48)}) if eval_every else None
+        probe = (lambda m, p: {"validation": evaluate(m, p, validation(0), n=48)}) if eval_every else None
         run = train_large_role(model, processor, train_pool, train_qa, cfg, log=log, on_eval=probe, eval_every=eval_every)
-        scores = evaluate(model, processor, validation(n_eval, 1), n=n_eval)
+        scores = evaluate(model, processor, validation(1), n=n_eval)
         final = tmp / "model"
         model.save_pretrained(final)
         processor.save_pretrained(final)
@@ -547,12 +544,8 @@ def build_large_role(out_dir: str | Path, cfg: LargeRoleConfig, *, n_eval: int =
                     "trained_on": "the identity benchmark's training concepts only (QA folder --split train + CaT "
                                   "scenes); validation: split 0's validation concepts; never the test concepts"}
         (final / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        final.rename(out)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        move_into_place(final, out)
+    return manifest
 
 
 __all__ = ["ANSWER_CLOSE", "ANSWER_OPEN", "ConceptPool", "LargeRoleConfig", "LargeRoleRun", "MANIFEST", "Scene",

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -480,21 +480,18 @@ def build_scratch_vlm(family: str, out_dir: str | os.PathLike[str], seed: int = 
 
     import torch
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            if family in ("idefics3", "smolvlm"):
-                model, processor = _build_idefics3(family, options)
-            elif family == "llava_onevision":
-                model, processor = _build_llava_onevision(options)
-            else:
-                model, processor = _build_qwen(family, options)
-            # With the usual std of 0.02 a 64-wide output head caps every logit near +-1.3, so no adapter
-            # could ever make "Yes" likely (the loss floors near ln(vocab)). Scale it like a trained head.
-            head = model.get_output_embeddings()
-            torch.nn.init.normal_(head.weight, std=options.text_hidden_size**-0.5)
+    with building_folder(out) as tmp, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if family in ("idefics3", "smolvlm"):
+            model, processor = _build_idefics3(family, options)
+        elif family == "llava_onevision":
+            model, processor = _build_llava_onevision(options)
+        else:
+            model, processor = _build_qwen(family, options)
+        # With the usual std of 0.02 a 64-wide output head caps every logit near +-1.3, so no adapter
+        # could ever make "Yes" likely (the loss floors near ln(vocab)). Scale it like a trained head.
+        head = model.get_output_embeddings()
+        torch.nn.init.normal_(head.weight, std=options.text_hidden_size**-0.5)
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
         model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
         with _quiet_progress():
@@ -502,10 +499,7 @@ def build_scratch_vlm(family: str, out_dir: str | os.PathLike[str], seed: int = 
         processor.save_pretrained(tmp)
         _standardize_processor_files(tmp, processor)
         (tmp / MARKER_FILE).write_text(json.dumps(expected, indent=2))
-        _move_into_place(tmp, out, expected)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        move_into_place(tmp, out, lambda p: _is_complete(p, expected))
     return out
 
 
@@ -565,8 +559,22 @@ def _video_section(image_section: dict[str, object], video_type: str) -> dict[st
     return section
 
 
-def _move_into_place(tmp: Path, out: Path, expected: dict[str, object]) -> None:
-    """Rename the finished build onto ``out``; an old build of ours there is swapped out, then removed."""
+@contextmanager
+def building_folder(out: Path) -> Iterator[Path]:
+    """A fresh temporary sibling of ``out`` to build a checkpoint in, removed on exit whatever is left of it; with
+    :func:`move_into_place` the folder at ``out`` is then either complete or absent, never half written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_into_place(tmp: Path, out: Path, finished: Callable[[Path], bool] | None = None) -> None:
+    """Rename the finished build onto ``out``; what was there is swapped out, then removed. ``finished(out)``:
+    whether a concurrent builder's result already at ``out`` is as good (then losing the race is fine)."""
     old: Path | None = None
     if out.exists():
         if not any(out.iterdir()):
@@ -577,10 +585,11 @@ def _move_into_place(tmp: Path, out: Path, expected: dict[str, object]) -> None:
     try:
         os.replace(tmp, out)
     except OSError:
-        if not _is_complete(out, expected):  # a concurrent builder finishing first is fine; anything else isn't
+        if finished is None or not finished(out):  # a concurrent builder finishing first is fine; anything else isn't
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["MARKER_FILE", "SCRATCH_VLM_FAMILIES", "ScratchVLMOptions", "build_scratch_vlm"]
+__all__ = ["MARKER_FILE", "SCRATCH_VLM_FAMILIES", "ScratchVLMOptions", "build_scratch_vlm", "building_folder",
+           "move_into_place"]

@@ -60,17 +60,22 @@ def test_verify_rows_are_the_graphs_messages_and_their_replies_resolve_to_the_tr
             assert verified and present == ("true" if truth else "false")
 
 
-@pytest.fixture(scope="module")
-def qa_folder(tmp_path_factory):
-    """A small training QA folder (`slc data qa --split train`), identities as memory would hold them."""
+def _qa_folder(tmp_path_factory, split: str, concepts: int):
+    """A small QA folder (`slc data qa --split ...`), each concept's identity as memory would hold it."""
     from slc.memory.types import Identity
     from slc.training.concept_world_qa import QAConfig, generate_qa
     from slc.training.large_role_data import QAFolder
 
-    root = tmp_path_factory.mktemp("qa")
-    manifest = generate_qa(root, QAConfig(split="train", concepts=6)).manifest
+    root = tmp_path_factory.mktemp(f"qa-{split}")
+    manifest = generate_qa(root, QAConfig(split=split, concepts=concepts)).manifest
     identities = {c["name"]: Identity(category=c["category"], attributes=c["attributes"]) for c in manifest["concepts"]}
     return QAFolder.load(root, identities)
+
+
+@pytest.fixture(scope="module")
+def qa_folder(tmp_path_factory):
+    """Training concepts."""
+    return _qa_folder(tmp_path_factory, "train", 6)
 
 
 def test_every_mode_shape_is_taught_a_reply_its_own_parser_reads(qa_folder):
@@ -140,15 +145,8 @@ def test_the_shipped_large_role_matches_the_prompts_this_package_sends():
 
 @pytest.fixture(scope="module")
 def validation_folder(tmp_path_factory):
-    """A QA folder of validation concepts (never trained on), identities as memory would hold them."""
-    from slc.memory.types import Identity
-    from slc.training.concept_world_qa import QAConfig, generate_qa
-    from slc.training.large_role_data import QAFolder
-
-    root = tmp_path_factory.mktemp("qa-val")
-    manifest = generate_qa(root, QAConfig(split="validation", concepts=12)).manifest
-    identities = {c["name"]: Identity(category=c["category"], attributes=c["attributes"]) for c in manifest["concepts"]}
-    return QAFolder.load(root, identities)
+    """Validation concepts (never trained on)."""
+    return _qa_folder(tmp_path_factory, "validation", 12)
 
 
 @pytest.mark.integration
