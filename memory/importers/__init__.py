@@ -29,8 +29,11 @@ def discover(fmt: str, path: str | Path, **kwargs: Any) -> ImportPlan:
 
 
 def import_dataset(memory: "ConceptMemory", fmt: str, path: str | Path, *, on_exists: str = "skip",
-                   max_images: int | None = None, **kwargs: Any) -> ImportReport:
-    return register(memory, discover(fmt, path, **kwargs), on_exists=on_exists, max_images=max_images)  # type: ignore[arg-type]
+                   max_images: int | None = None, identify: Any = None, **kwargs: Any) -> ImportReport:
+    """``discover`` + ``register`` (``identify``: see :func:`register`, e.g.
+    ``slc.graphs.registration.identity_reader(services)`` so each new concept's identity is read off its photos)."""
+    return register(memory, discover(fmt, path, **kwargs), on_exists=on_exists, max_images=max_images,  # type: ignore[arg-type]
+                    identify=identify)
 
 
 __all__ = ["FORMATS", "ConceptSpec", "ImportPlan", "ImportReport", "discover", "import_dataset", "register"]

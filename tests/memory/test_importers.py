@@ -126,3 +126,6 @@ def test_imported_concepts_get_the_identity_read_off_their_photos(memory, tmp_pa
     assert memory.get("bo").identity == Identity(category="dog", attributes={"fur": "bo"})
     again = register(memory, discover("yollava", tmp_path), identify=lambda *a: pytest.fail("called for an existing concept"))
     assert sorted(again.skipped) == ["bo", "mam"]
+    memory.delete("mam")  # the Python entry point passes it on too
+    assert import_dataset(memory, "yollava", tmp_path, identify=identify).added == ["mam"]
+    assert memory.get("mam").identity.attributes == {"fur": "mam"}
